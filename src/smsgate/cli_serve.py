@@ -1,0 +1,114 @@
+"""`smsgate serve`, `smsgate migrate` and `smsgate config`."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from typing import Annotated
+
+import typer
+
+from smsgate import __version__, errors
+from smsgate.cli import out
+from smsgate.core.accounts import password_md5
+from smsgate.settings import Settings, sample_toml
+
+DEMO_USER = "demo"
+DEMO_BALANCE = 1000
+
+
+def register(app: typer.Typer) -> None:
+    app.command(help="Run the gateway: SMSBao endpoints, JSON API and console on one port.")(serve)
+    app.command(help="Create or upgrade the database schema (serve does this on start).")(migrate)
+    config = typer.Typer(help="Settings: print a sample config file.", no_args_is_help=True)
+    config.command("sample", help="Print a commented smsgate.toml with every setting.")(
+        config_sample
+    )
+    app.add_typer(config, name="config")
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address [default: 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port [default: 8080].")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes (use Redis for >1).")] = 1,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Ensure a `demo` account and print its credentials.")
+    ] = False,
+) -> None:
+    if host is not None:
+        os.environ["SMSGATE_HOST"] = host
+    if port is not None:
+        os.environ["SMSGATE_PORT"] = str(port)
+    settings = Settings()
+    gateway = _open(settings)  # migrates a fresh database before any worker starts
+    demo_lines = _ensure_demo(gateway) if demo else []
+    gateway.close()
+    _banner(settings, demo_lines)
+
+    import uvicorn
+
+    uvicorn.run(
+        "smsgate.app:app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        proxy_headers=False,  # X-Forwarded-For is honoured only from trusted_proxies
+        server_header=False,
+        log_level="info",
+    )
+
+
+def migrate() -> None:
+    settings = Settings()
+    _open(settings).close()
+    out.print(f"database is up to date: {_describe_db(settings)}")
+
+
+def config_sample() -> None:
+    out.print(sample_toml(), end="", markup=False)
+
+
+def _open(settings: Settings):  # type: ignore[no-untyped-def]
+    from smsgate.app import Gateway
+
+    return Gateway.open(settings)
+
+
+def _ensure_demo(gateway) -> list[str]:  # type: ignore[no-untyped-def]
+    """A demo account with a fresh password each start, so the printed one always works."""
+    password = secrets.token_urlsafe(9)
+    try:
+        created = gateway.admin.create_account(DEMO_USER, password, DEMO_BALANCE)
+        api_key = created.api_key
+        gateway.admin.add_signature(DEMO_USER, "smsgate")
+    except errors.Conflict:
+        gateway.admin.configure(DEMO_USER, password=password, enabled=True)
+        api_key = gateway.admin.new_api_key(DEMO_USER)
+    info = gateway.admin.show(DEMO_USER)
+    return [
+        "Demo account:",
+        f"  username  {DEMO_USER}",
+        f"  password  {password}   (p = MD5: {password_md5(password)})",
+        f"  ApiKey    {api_key}",
+        f"  balance   {info.balance} units",
+    ]
+
+
+def _banner(settings: Settings, demo_lines: list[str]) -> None:
+    shown_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    base = f"http://{shown_host}:{settings.port}"
+    out.print(f"[bold]smsgate {__version__}[/bold] listening on {base}")
+    out.print(f"  Console   {base}/")
+    out.print(f"  API docs  {base}/docs")
+    out.print(f"  Database  {_describe_db(settings)}")
+    for line in demo_lines:
+        out.print(line, markup=False)
+    if demo_lines:
+        out.print(f"  Try: curl '{base}/query?u={DEMO_USER}&p=<ApiKey>'", markup=False)
+
+
+def _describe_db(settings: Settings) -> str:
+    if settings.database_url is None:
+        return f"SQLite at {(settings.data_dir / 'smsgate.db').resolve()}"
+    return settings.sqlalchemy_url.split("@")[-1]

@@ -1,0 +1,123 @@
+"""Typed settings: each declared once, read from env ``SMSGATE_*`` or a TOML file.
+
+Precedence (highest first): constructor arguments (the CLI's flags), environment
+variables, the TOML file named by ``SMSGATE_CONFIG`` (default ``<data dir>/smsgate.toml``
+if it exists), then the defaults below. ``smsgate config sample`` prints a commented
+sample file generated from this class.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_DATA_DIR = Path("smsgate-data")
+DEFAULT_PORT = 8080
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Field descriptions double as documentation."""
+
+    model_config = SettingsConfigDict(env_prefix="SMSGATE_", extra="forbid")
+
+    data_dir: Path = Field(DEFAULT_DATA_DIR, description="Where the SQLite database lives.")
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL; unset means SQLite in the data dir. "
+        "postgresql://user@host/db selects PostgreSQL (psycopg 3).",
+    )
+    redis_url: str | None = Field(None, description="Shared counters for a cluster (optional).")
+    host: str = Field("127.0.0.1", description="Address `smsgate serve` listens on.")
+    port: int = Field(DEFAULT_PORT, description="Port `smsgate serve` listens on.")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="CIDRs of reverse proxies whose X-Forwarded-For is believed.",
+    )
+    snapshot_refresh_seconds: float = Field(
+        0.5, gt=0, description="How often a server looks for admin changes (accounts, keys...)."
+    )
+    query_interval_seconds: float = Field(
+        60.0, ge=0, description="Minimum time between two balance queries of one account."
+    )
+    login_failures_per_account: int = Field(
+        10, ge=1, description="Failed logins allowed per account within the lockout window."
+    )
+    login_failures_per_ip: int = Field(
+        30, ge=1, description="Failed logins allowed per source IP within the lockout window."
+    )
+    login_lockout_seconds: float = Field(
+        300.0, gt=0, description="Window (and lockout length) for failed-login limits."
+    )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_csv(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = _toml_path()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL with the driver smsgate uses filled in."""
+        if self.database_url is None:
+            return f"sqlite:///{(self.data_dir / 'smsgate.db').resolve()}"
+        url = self.database_url
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        return url
+
+
+def _toml_path() -> Path | None:
+    explicit = os.environ.get("SMSGATE_CONFIG")
+    if explicit:
+        return Path(explicit)
+    data_dir = Path(os.environ.get("SMSGATE_DATA_DIR", str(DEFAULT_DATA_DIR)))
+    candidate = data_dir / "smsgate.toml"
+    return candidate if candidate.is_file() else None
+
+
+def sample_toml() -> str:
+    """A commented sample config, generated from the fields so it never drifts."""
+    lines = ["# smsgate configuration. Every key can also be set as SMSGATE_<KEY>."]
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        lines.append(f"\n# {field.description}")
+        lines.append(f"# {name} = {_toml_value(default)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if value is None:
+        return '""  # unset'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'

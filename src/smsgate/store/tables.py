@@ -1,0 +1,170 @@
+"""The schema, declared once with SQLAlchemy Core.
+
+Migrations in ``store/migrations`` build the database; a test checks that what they
+build equals what is declared here (Alembic's autogenerate diff is empty).
+Money is integer units (条). Timestamps are UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit id.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, on SQLite (which stores text) and PostgreSQL alike."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use aware UTC datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _id() -> sa.Column[int]:
+    return sa.Column("id", BigId, primary_key=True, autoincrement=True)
+
+
+def _account_fk(*, cascade: bool = True, **kw: Any) -> sa.Column[int]:
+    fk = sa.ForeignKey("accounts.id", ondelete="CASCADE" if cascade else None)
+    return sa.Column("account_id", BigId, fk, nullable=False, **kw)
+
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    _id(),
+    sa.Column("username", sa.String(64), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="active"),
+    sa.Column("expires_at", UTCDateTime(), nullable=True),
+    sa.Column("mo_url", sa.String(2000), nullable=True),
+    sa.Column("ext_code", sa.String(6), nullable=True, unique=True),
+    # balance and sent are the running sums of the ledger, kept beside it in the same
+    # transaction so that "never negative" is a constraint the database enforces.
+    sa.Column("balance", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("sent", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.CheckConstraint("balance >= 0", name="balance_not_negative"),
+    sa.CheckConstraint("sent >= 0", name="sent_not_negative"),
+    sa.CheckConstraint("status IN ('active', 'disabled')", name="status_known"),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    _id(),
+    _account_fk(index=True),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("hint", sa.String(8), nullable=False),  # first characters, to tell keys apart
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
+)
+
+ip_allow = sa.Table(
+    "ip_allow",
+    metadata,
+    _account_fk(primary_key=True),
+    sa.Column("cidr", sa.String(64), primary_key=True),
+)
+
+products = sa.Table(
+    "products",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("price", sa.Integer(), nullable=False, server_default="1"),
+    sa.Column("carrier", sa.String(64), nullable=False, server_default="simulator"),
+    sa.Column("template_required", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("private", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.CheckConstraint("price >= 1", name="price_positive"),
+)
+
+account_products = sa.Table(
+    "account_products",
+    metadata,
+    _account_fk(primary_key=True),
+    sa.Column(
+        "product_id",
+        sa.String(32),
+        sa.ForeignKey("products.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+)
+
+signatures = sa.Table(
+    "signatures",
+    metadata,
+    _account_fk(primary_key=True),
+    sa.Column("text", sa.String(32), primary_key=True),  # without the 【】
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+words = sa.Table(
+    "words",
+    metadata,
+    _id(),
+    sa.Column("word", sa.String(100), nullable=False, unique=True),
+    sa.Column("category", sa.String(32), nullable=False, server_default="general"),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+ledger = sa.Table(
+    "ledger",
+    metadata,
+    _id(),
+    _account_fk(cascade=False, index=True),
+    sa.Column("delta", sa.BigInteger(), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("ref", sa.String(64), nullable=True),  # what it is for: a batch id, a ticket...
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.CheckConstraint(
+        "kind IN ('topup', 'charge', 'refund', 'adjustment')", name="kind_known"
+    ),
+)
+
+audit = sa.Table(
+    "audit",
+    metadata,
+    _id(),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=False),
+    sa.Column("detail", sa.Text(), nullable=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+)
+
+# One row whose counter every admin change bumps, so that running servers notice it.
+config_rev = sa.Table(
+    "config_rev",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    sa.Column("rev", sa.BigInteger(), nullable=False),
+)
