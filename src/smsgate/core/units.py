@@ -1,0 +1,46 @@
+"""Billing units (条) and the length limit.
+
+One rule counts characters everywhere: UCS-2 code units (see
+:func:`smsgate.core.textnorm.ucs2_len`), because that is what the carrier counts when
+it splits a long message. Billing and the 500-character limit therefore never
+disagree about how long a message is.
+"""
+
+from __future__ import annotations
+
+from smsgate import errors
+from smsgate.core.textnorm import ucs2_len
+from smsgate.errors import Rejected
+
+SINGLE_LIMIT = 70  # one SMS holds 70 UCS-2 characters
+PART_SIZE = 67  # a part of a long SMS loses 3 characters to the concatenation header
+MAX_LENGTH = 500
+
+
+def units(content: str) -> int:
+    """Units one copy of ``content`` costs: 1 up to 70 characters, else ceil(len / 67).
+
+    Empty content is 1 unit (it would still be one SMS); the API refuses it earlier.
+    """
+    length = ucs2_len(content)
+    if length <= SINGLE_LIMIT:
+        return 1
+    return -(-length // PART_SIZE)
+
+
+def request_cost(content: str, n_numbers: int, price: int) -> int:
+    """Units a whole request costs: units x distinct numbers x product price (in units)."""
+    if n_numbers < 0 or price < 0:
+        raise ValueError(f"n_numbers and price must be >= 0, got {n_numbers} and {price}")
+    return units(content) * n_numbers * price
+
+
+def check_length(content: str) -> None:
+    """Refuse content over 500 characters, counted as billing counts them.
+
+    A character outside the BMP (most emoji) counts 2 here too: the limit exists to
+    bound what is sent and billed, so it uses the same measure as billing.
+    """
+    length = ucs2_len(content)
+    if length > MAX_LENGTH:
+        raise Rejected(errors.CONTENT_TOO_LONG, f"{length} characters, at most {MAX_LENGTH}")
