@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 import sqlalchemy as sa
 from fastapi import FastAPI
@@ -20,68 +22,154 @@ from smsgate.api import logging as access_logging
 from smsgate.api import smsbao
 from smsgate.api.absolute_form import AbsoluteFormMiddleware
 from smsgate.api.v1 import routes as v1
+from smsgate.carriers.simulator import SimulatorCarrier, SimulatorConfig
 from smsgate.clock import SystemClock
 from smsgate.core.accounts import parse_cidr
-from smsgate.counters.memory import MemoryCounters
+from smsgate.core.frequency import FrequencyLimits
+from smsgate.counters.memory import MemoryCounters, MemoryFrequencyState
+from smsgate.services.accept import AcceptService
 from smsgate.services.admin import AdminService
 from smsgate.services.auth import Authenticator, LoginLimits
+from smsgate.services.dispatch import Dispatcher, DispatchSettings
+from smsgate.services.frequency import FrequencyGuard
+from smsgate.services.policy_admin import PolicyAdmin
 from smsgate.services.query import QueryService
 from smsgate.services.snapshot import SnapshotHolder
 from smsgate.settings import Settings
 from smsgate.store.accounts import SqlAccountStore
 from smsgate.store.db import create_engine, migrate, pending_migrations
+from smsgate.store.messages import SqlMessageStore
+from smsgate.store.policy import SqlPolicyStore
+from smsgate.store.writer import GroupCommitWriter
 
 log = logging.getLogger("smsgate")
 
 
 @dataclass
 class Gateway:
-    """Everything one process wires together from Settings."""
+    """The database side of one process: stores and the operator services."""
 
     settings: Settings
     engine: sa.Engine
     store: SqlAccountStore
+    policy: SqlPolicyStore
+    messages: SqlMessageStore
     admin: AdminService
+    policy_admin: PolicyAdmin
 
     @classmethod
     def open(cls, settings: Settings, *, migrate_schema: bool = True) -> Gateway:
         engine = create_engine(settings.sqlalchemy_url)
         if migrate_schema and pending_migrations(engine):
             migrate(engine)
-        store = SqlAccountStore(engine)
-        return cls(settings, engine, store, AdminService(store, SystemClock()))
+        store, policy = SqlAccountStore(engine), SqlPolicyStore(engine)
+        clock = SystemClock()
+        return cls(
+            settings,
+            engine,
+            store,
+            policy,
+            SqlMessageStore(engine),
+            AdminService(store, clock),
+            PolicyAdmin(policy, clock),
+        )
 
     def close(self) -> None:
         self.engine.dispose()
 
 
+@dataclass
+class Runtime:
+    """The long-running parts of a server or worker process, started and stopped together."""
+
+    gateway: Gateway
+    snapshot: SnapshotHolder
+    writer: GroupCommitWriter
+    dispatcher: Dispatcher | None
+    frequency: FrequencyGuard
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        settings = self.gateway.settings
+        since = SystemClock().now() - timedelta(seconds=self.frequency.keep_for)
+        sends = await run_in_threadpool(self.gateway.messages.recent_sends, since)
+        rebuilt = self.frequency.rebuild(sends)
+        if rebuilt:
+            log.info("frequency caps rebuilt from %d recent message(s)", rebuilt)
+        await self.writer.start()
+        if self.dispatcher is not None:
+            await self.dispatcher.start()
+        self.tasks.append(asyncio.create_task(_refresh_forever(self.snapshot, settings)))
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.writer.stop()
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
+        self.gateway.close()
+
+
+def build_runtime(settings: Settings, gateway: Gateway, *, with_dispatcher: bool) -> Runtime:
+    clock = SystemClock()
+    snapshot = SnapshotHolder(gateway.store, gateway.policy)
+    frequency = FrequencyGuard(
+        MemoryFrequencyState(), MemoryCounters(), _frequency_defaults(settings)
+    )
+    writer = GroupCommitWriter(
+        gateway.messages, settings.group_commit_wait_ms / 1000, settings.group_commit_max
+    )
+    dispatcher = None
+    if with_dispatcher:
+        dispatcher = Dispatcher(
+            gateway.messages,
+            {"simulator": SimulatorCarrier(_simulator_config(settings))},
+            clock,
+            DispatchSettings(
+                node=uuid.uuid4().hex,
+                batch_size=settings.dispatch_batch,
+                validity=timedelta(hours=settings.message_validity_hours),
+                claim_lease=timedelta(seconds=settings.claim_lease_seconds),
+                single_node=gateway.engine.dialect.name == "sqlite",
+            ),
+        )
+    return Runtime(gateway, snapshot, writer, dispatcher, frequency)
+
+
 def create_app(settings: Settings, gateway: Gateway | None = None) -> ASGIApp:
     """The ASGI application `smsgate serve` runs."""
     gw = gateway or Gateway.open(settings)
+    runtime = build_runtime(settings, gw, with_dispatcher=settings.run_worker)
     clock = SystemClock()
-    counters = MemoryCounters()
-    snapshot = SnapshotHolder(gw.store)
     limits = LoginLimits(
         settings.login_failures_per_account,
         settings.login_failures_per_ip,
         settings.login_lockout_seconds,
     )
+    counters = MemoryCounters()
+    dispatcher = runtime.dispatcher
     deps = smsbao.SmsbaoDeps(
-        auth=Authenticator(snapshot, counters, clock, limits),
+        auth=Authenticator(runtime.snapshot, counters, clock, limits),
         query=QueryService(gw.store, counters, clock, settings.query_interval_seconds),
+        accept=AcceptService(
+            runtime.snapshot,
+            runtime.frequency,
+            runtime.writer,
+            clock,
+            notify=dispatcher.wake if dispatcher is not None else lambda: None,
+        ),
         trusted_proxies=tuple(parse_cidr(c) for c in settings.trusted_proxies),
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        refresher = asyncio.create_task(_refresh_forever(snapshot, settings))
+        await runtime.start()
         try:
             yield
         finally:
-            refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await refresher
-            gw.close()
+            await runtime.stop()
 
     app = FastAPI(
         title="smsgate",
@@ -95,10 +183,41 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> ASGIApp:
         lifespan=lifespan,
     )
     app.router.routes.extend(smsbao.routes(deps))
-    v1.install(app, deps, gw.store)
+    v1.install(app, deps, gw.store, gw.messages)
     app.add_route("/healthz", _healthz(gw.engine), methods=["GET"], include_in_schema=False)
     app.add_route("/", _home, methods=["GET"], include_in_schema=False)
     return AbsoluteFormMiddleware(app)
+
+
+async def run_worker(settings: Settings) -> None:
+    """`smsgate worker`: dispatch only, no HTTP (scale-out)."""
+    runtime = build_runtime(settings, Gateway.open(settings), with_dispatcher=True)
+    await runtime.start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runtime.stop()
+
+
+def _frequency_defaults(settings: Settings) -> FrequencyLimits:
+    return FrequencyLimits(
+        per_minute=settings.freq_per_minute,
+        per_hour=settings.freq_per_hour,
+        per_day=settings.freq_per_day,
+        same_content_window=settings.freq_same_content_seconds,
+        daily_account_cap=settings.daily_account_cap,
+    )
+
+
+def _simulator_config(settings: Settings) -> SimulatorConfig:
+    return SimulatorConfig(
+        delay_seconds=settings.simulator_delay_seconds,
+        failure_ratio=settings.simulator_failure_ratio,
+        fail_suffix=settings.simulator_fail_suffix,
+        stall_suffix=settings.simulator_stall_suffix,
+        throttle_suffix=settings.simulator_throttle_suffix,
+        reject_suffix=settings.simulator_reject_suffix,
+    )
 
 
 async def _refresh_forever(snapshot: SnapshotHolder, settings: Settings) -> None:

@@ -54,10 +54,11 @@ def root(
 
 
 def _register() -> None:
-    from smsgate import cli_admin, cli_serve
+    from smsgate import cli_admin, cli_policy, cli_serve
 
     cli_serve.register(app)
     cli_admin.register(app)
+    cli_policy.register(app)
     from smsgate import cli_client
 
     cli_client.register(app)

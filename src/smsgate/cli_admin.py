@@ -20,6 +20,7 @@ from smsgate import errors
 from smsgate.cli import out
 from smsgate.core.accounts import AccountInfo, Product
 from smsgate.services.admin import AdminService
+from smsgate.services.policy_admin import PolicyAdmin
 from smsgate.settings import Settings
 
 account_app = typer.Typer(
@@ -44,12 +45,12 @@ def register(app: typer.Typer) -> None:
 
 
 @contextmanager
-def admin() -> Iterator[AdminService]:
+def admin() -> Iterator[tuple[AdminService, PolicyAdmin]]:
     from smsgate.app import Gateway
 
     gateway = Gateway.open(Settings())
     try:
-        yield gateway.admin
+        yield gateway.admin, gateway.policy_admin
     finally:
         gateway.close()
 
@@ -73,7 +74,7 @@ def account_create(
     amount = whole_number(balance, "--balance")
     if amount < 0:
         raise errors.InvalidInput("--balance cannot be negative")
-    with admin() as svc:
+    with admin() as (svc, _):
         created = svc.create_account(name, password, amount)
     out.print(f"created account {created.username} (balance {amount})")
     out.print(f"ApiKey: {created.api_key}")
@@ -88,7 +89,7 @@ def account_topup(
 ) -> None:
     """Add units to an account's balance (a top-up ledger row)."""
     amount = whole_number(units, "N")
-    with admin() as svc:
+    with admin() as (svc, _):
         balance = svc.topup(name, amount, ref)
     out.print(f"{name}: +{amount}, balance {balance}")
 
@@ -101,7 +102,7 @@ def account_adjust(
 ) -> None:
     """Correct a balance either way (an adjustment ledger row); never below zero."""
     amount = whole_number(delta, "DELTA")
-    with admin() as svc:
+    with admin() as (svc, _):
         balance = svc.adjust(name, amount, reason)
     out.print(f"{name}: {amount:+d}, balance {balance}")
 
@@ -109,7 +110,7 @@ def account_adjust(
 @account_app.command("show")
 def account_show(name: Name) -> None:
     """Everything about one account."""
-    with admin() as svc:
+    with admin() as (svc, _):
         info = svc.show(name)
     for label, value in _describe(info):
         out.print(f"{label:<11} {value}", markup=False)
@@ -118,7 +119,7 @@ def account_show(name: Name) -> None:
 @account_app.command("list")
 def account_list() -> None:
     """All accounts, one line each."""
-    with admin() as svc:
+    with admin() as (svc, _):
         infos = svc.accounts()
     table = Table("username", "status", "balance", "sent", "expires", "ext code", "MO URL")
     for info in infos:
@@ -155,7 +156,7 @@ def account_set(
     if disable and enable:
         raise errors.InvalidInput("give --disable or --enable, not both")
     never = expires is not None and expires.strip().lower() == "never"
-    with admin() as svc:
+    with admin() as (svc, _):
         svc.configure(
             name,
             mo_url=mo_url,
@@ -173,7 +174,7 @@ def account_allow_ip(
     name: Name, cidrs: Annotated[list[str], typer.Argument(metavar="CIDR...")]
 ) -> None:
     """Admit requests only from these addresses (IPv4/IPv6, CIDR or single address)."""
-    with admin() as svc:
+    with admin() as (svc, _):
         added = svc.allow_ip(name, cidrs)
     out.print(f"{name} allows {', '.join(added)}")
 
@@ -183,7 +184,7 @@ def account_disallow_ip(
     name: Name, cidrs: Annotated[list[str], typer.Argument(metavar="CIDR...")]
 ) -> None:
     """Remove networks from the allowlist (an empty list admits every address)."""
-    with admin() as svc:
+    with admin() as (svc, _):
         removed = svc.disallow_ip(name, cidrs)
     out.print(f"{name} no longer allows {', '.join(removed)}")
 
@@ -191,7 +192,7 @@ def account_disallow_ip(
 @account_app.command("apikey")
 def account_apikey(name: Name) -> None:
     """Issue a new ApiKey (shown once); earlier keys keep working."""
-    with admin() as svc:
+    with admin() as (svc, _):
         key = svc.new_api_key(name)
     out.print(f"ApiKey: {key}")
 
@@ -201,7 +202,7 @@ def account_products(
     name: Name, product_ids: Annotated[list[str], typer.Argument(metavar="ID...")]
 ) -> None:
     """Grant private products to an account."""
-    with admin() as svc:
+    with admin() as (svc, _):
         svc.grant_products(name, product_ids)
     out.print(f"{name} may use {', '.join(product_ids)}")
 
@@ -255,7 +256,7 @@ def signature_add(
     name: Name, text: Annotated[str, typer.Argument(help="Without brackets: 短信宝")]
 ) -> None:
     """Register a signature for an account (`短信宝` registers 【短信宝】)."""
-    with admin() as svc:
+    with admin() as (svc, _):
         inner = svc.add_signature(name, text)
     out.print(f"{name} may sign with 【{inner}】")
 
@@ -263,7 +264,7 @@ def signature_add(
 @signature_app.command("list")
 def signature_list(name: Name) -> None:
     """The signatures an account may use."""
-    with admin() as svc:
+    with admin() as (svc, _):
         info = svc.show(name)
     for sig in sorted(info.account.signatures):
         out.print(f"【{sig}】")
@@ -286,7 +287,7 @@ def product_add(
     product = Product(
         product_id, name, whole_number(price, "--price"), carrier, template_required, private
     )
-    with admin() as svc:
+    with admin() as (svc, _):
         svc.add_product(product)
     out.print(f"added product {product_id} ({name})")
 
@@ -294,7 +295,7 @@ def product_add(
 @product_app.command("list")
 def product_list() -> None:
     """All products."""
-    with admin() as svc:
+    with admin() as (svc, _):
         products = svc.products()
     table = Table("id", "name", "price", "carrier", "template", "visibility")
     for p in products:
@@ -315,7 +316,7 @@ def words_add(
     category: Annotated[str, typer.Option(help="A label for reports.")] = "general",
 ) -> None:
     """Add sensitive words."""
-    with admin() as svc:
+    with admin() as (svc, _):
         added = svc.add_words(words, category)
     out.print(f"added {added} word(s)")
 
@@ -331,7 +332,7 @@ def words_import(
     except (OSError, UnicodeDecodeError) as exc:
         raise errors.InvalidInput(f"cannot read {file}: {exc}") from None
     words = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
-    with admin() as svc:
+    with admin() as (svc, _):
         added = svc.add_words(words, category)
     out.print(f"added {added} new word(s) of {len(words)} in {file}")
 
@@ -339,7 +340,7 @@ def words_import(
 @words_app.command("list")
 def words_list() -> None:
     """The sensitive-word list."""
-    with admin() as svc:
+    with admin() as (svc, _):
         rows = svc.words()
     table = Table("word", "category")
     for word, category in rows:
@@ -350,6 +351,6 @@ def words_list() -> None:
 @words_app.command("remove")
 def words_remove(words: Annotated[list[str], typer.Argument(metavar="WORD...")]) -> None:
     """Remove sensitive words."""
-    with admin() as svc:
+    with admin() as (svc, _):
         removed = svc.remove_words(words)
     out.print(f"removed {removed} word(s)")

@@ -20,6 +20,7 @@ DEMO_BALANCE = 1000
 def register(app: typer.Typer) -> None:
     app.command(help="Run the gateway: SMSBao endpoints, JSON API and console on one port.")(serve)
     app.command(help="Create or upgrade the database schema (serve does this on start).")(migrate)
+    app.command(help="Dispatch queued messages without serving HTTP (for scale-out).")(worker)
     config = typer.Typer(help="Settings: print a sample config file.", no_args_is_help=True)
     config.command("sample", help="Print a commented smsgate.toml with every setting.")(
         config_sample
@@ -34,7 +35,12 @@ def serve(
     demo: Annotated[
         bool, typer.Option("--demo", help="Ensure a `demo` account and print its credentials.")
     ] = False,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="Do not dispatch here; run `smsgate worker`.")
+    ] = False,
 ) -> None:
+    if no_worker:
+        os.environ["SMSGATE_RUN_WORKER"] = "false"
     if host is not None:
         os.environ["SMSGATE_HOST"] = host
     if port is not None:
@@ -57,6 +63,21 @@ def serve(
         server_header=False,
         log_level="info",
     )
+
+
+def worker() -> None:
+    import asyncio
+    import logging
+
+    from smsgate.app import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s %(message)s")
+    settings = Settings()
+    out.print(f"smsgate worker dispatching from {_describe_db(settings)}")
+    try:
+        asyncio.run(run_worker(settings))
+    except KeyboardInterrupt:
+        out.print("stopped")
 
 
 def migrate() -> None:

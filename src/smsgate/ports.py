@@ -6,7 +6,23 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from smsgate.core.accounts import Account, AccountInfo, LedgerKind, Product
+from smsgate.core.accounts import (
+    Account,
+    AccountInfo,
+    LedgerKind,
+    Product,
+    TemplateRecord,
+    TemplateStatus,
+)
+from smsgate.core.frequency import Sent
+from smsgate.core.messages import (
+    Charge,
+    DeliveryReport,
+    Message,
+    MessageFilter,
+    Outgoing,
+    SubmitResult,
+)
 
 
 class Clock(Protocol):
@@ -56,10 +72,93 @@ class Counters(Protocol):
         """How many times ``key`` was recorded at or after ``since``."""
         ...
 
-    def record(self, key: str, at: float, keep_for: float) -> None:
-        """Remember one hit of ``key``; it may be forgotten ``keep_for`` seconds later."""
+    def record(self, key: str, at: float, keep_for: float, count: int = 1) -> None:
+        """Remember ``count`` hits of ``key`` (negative to take back a reservation);
+        they may be forgotten ``keep_for`` seconds later."""
         ...
 
     def take_slot(self, key: str, at: float, interval: float) -> bool:
         """True (and remember ``at``) unless ``key`` took a slot within ``interval`` seconds."""
         ...
+
+
+class PolicyStore(Protocol):
+    """Templates, opt-outs and frequency caps."""
+
+    def add_template(self, username: str, product_id: str, text: str, now: datetime) -> int: ...
+    def review_template(
+        self, template_id: int, status: TemplateStatus, note: str | None, now: datetime
+    ) -> TemplateRecord: ...
+    def templates(
+        self,
+        status: TemplateStatus | None = None,
+        username: str | None = None,
+        template_id: int | None = None,
+    ) -> list[TemplateRecord]: ...
+    def add_optout(self, account_id: int, phone: str, now: datetime) -> bool: ...
+    def remove_optout(self, username: str, phone: str, now: datetime) -> bool: ...
+    def optouts(self) -> dict[int, frozenset[str]]: ...
+    def set_account_limits(
+        self, username: str, values: dict[str, int | None], now: datetime
+    ) -> None: ...
+    def set_product_limits(
+        self, product_id: str, values: dict[str, int | None], now: datetime
+    ) -> None: ...
+    def account_limits(self) -> dict[int, dict[str, int | None]]: ...
+    def product_limits(self) -> dict[str, dict[str, int | None]]: ...
+
+
+class FrequencyState(Protocol):
+    """Who was sent what, recently: the memory behind the anti-bombing caps."""
+
+    def history(self, key: str) -> list[Sent]: ...
+    def add(self, key: str, sent: Sent, keep_for: float) -> None: ...
+    def remove(self, key: str, sent: Sent) -> None: ...
+
+
+class ChargeWriter(Protocol):
+    async def write(self, charge: Charge) -> int | None:
+        """Commit the debit and the messages; the batch id, or None for too little balance."""
+        ...
+
+
+class MessageQueue(Protocol):
+    """The dispatcher's view of the store."""
+
+    def claim(self, node: str, limit: int, now: datetime) -> Sequence[Claimed]: ...
+    def record_submits(self, results: Sequence[SubmitResult], now: datetime) -> None: ...
+    def expire(self, before: datetime, now: datetime, limit: int = 500) -> int: ...
+    def mark_in_flight_unknown(
+        self, claimed_before: datetime, now: datetime, exclude_node: str | None = None
+    ) -> int: ...
+    def apply_report(self, report: DeliveryReport) -> bool: ...
+
+
+class Claimed(Protocol):
+    @property
+    def message(self) -> Outgoing: ...
+    @property
+    def carrier(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
+class DeliverySink(Protocol):
+    """Where a carrier reports back: delivery reports now, replies (MO) later."""
+
+    async def delivery_report(self, report: DeliveryReport) -> None: ...
+
+
+class Carrier(Protocol):
+    """A connection to an SMSC (or the simulator)."""
+
+    name: str
+
+    async def start(self, sink: DeliverySink) -> None: ...
+    async def stop(self) -> None: ...
+    async def submit(self, batch: Sequence[Outgoing]) -> list[SubmitResult]: ...
+
+
+class MessageReader(Protocol):
+    def messages(self, f: MessageFilter) -> list[Message]: ...
+    def message(self, message_id: int) -> Message | None: ...

@@ -58,6 +58,50 @@ class Settings(BaseSettings):
         300.0, gt=0, description="Window (and lockout length) for failed-login limits."
     )
 
+    run_worker: bool = Field(
+        True, description="Run the dispatcher in the server process (off: `smsgate worker`)."
+    )
+
+    # -- the send path --
+    freq_per_minute: int | None = Field(1, ge=0, description="Messages per number per minute.")
+    freq_per_hour: int | None = Field(5, ge=0, description="Messages per number per hour.")
+    freq_per_day: int | None = Field(10, ge=0, description="Messages per number per day.")
+    freq_same_content_seconds: float | None = Field(
+        3600.0, ge=0, description="Same content to the same number is refused for this long."
+    )
+    daily_account_cap: int | None = Field(
+        None, ge=0, description="Messages per account per day (unset: no cap)."
+    )
+    group_commit_wait_ms: float = Field(
+        2.0, ge=0, description="How long the writer gathers requests into one transaction."
+    )
+    group_commit_max: int = Field(200, ge=1, description="Most requests in one transaction.")
+    dispatch_batch: int = Field(100, ge=1, description="Messages claimed per dispatch round.")
+    message_validity_hours: float = Field(
+        24.0, gt=0, description="Messages not submitted within this are expired and refunded."
+    )
+    claim_lease_seconds: float = Field(
+        120.0, gt=0, description="A claim older than this belongs to a dead worker (cluster)."
+    )
+    simulator_delay_seconds: float = Field(
+        0.5, ge=0, description="Simulator: time from submit to delivery report."
+    )
+    simulator_failure_ratio: float = Field(
+        0.0, ge=0, le=1, description="Simulator: share of messages reported undelivered."
+    )
+    simulator_fail_suffix: str = Field(
+        "", description="Simulator: numbers ending so are reported undelivered."
+    )
+    simulator_stall_suffix: str = Field(
+        "", description="Simulator: numbers ending so never get a delivery report."
+    )
+    simulator_throttle_suffix: str = Field(
+        "", description="Simulator: numbers ending so are throttled once."
+    )
+    simulator_reject_suffix: str = Field(
+        "", description="Simulator: numbers ending so are refused at submit (refunded)."
+    )
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _split_csv(cls, value: Any) -> Any:

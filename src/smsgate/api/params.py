@@ -8,6 +8,7 @@ is ambiguous, and ambiguity must never guess which number to charge: answer -1.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import unquote_to_bytes
 
 from starlette.requests import Request
@@ -31,6 +32,26 @@ def parse_urlencoded(raw: bytes) -> dict[str, str]:
             raise errors.Rejected(errors.PARAMS_INCOMPLETE, f"parameter {key!r} given twice")
         values[key] = value
     return values
+
+
+# Double-encoded content: once decoded, it is still escapes (at least one of a non-ASCII
+# byte, as Chinese content always has) and every `%` belongs to an escape.
+_PLAIN_OR_ESCAPE = r"(?:[^%]|%[0-9A-Fa-f]{2})*"
+_STILL_ENCODED = re.compile(f"^{_PLAIN_OR_ESCAPE}%[89A-Fa-f][0-9A-Fa-f]{_PLAIN_OR_ESCAPE}$")
+
+
+def decode_content(c: str) -> str:
+    """Undo a second URL encoding that some clients apply to `c` (protocol.md).
+
+    The second decode keeps `+` as it is: a client that encoded twice sent a real `+`
+    as %2B, and a space as %20 or %2520.
+    """
+    if not _STILL_ENCODED.match(c):
+        return c
+    try:
+        return unquote_to_bytes(c).decode("utf-8")
+    except UnicodeDecodeError:
+        return c
 
 
 def _decode(raw: bytes) -> str:

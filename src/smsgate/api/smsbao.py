@@ -1,7 +1,6 @@
 """The SMSBao wire endpoints: plain, lean handlers answering a bare code as text/plain.
 
-HTTP 200 always, body exactly the code (protocol.md). Send endpoints come with the
-send path; this module serves /query and the shared plumbing.
+HTTP 200 always, body exactly the code (protocol.md): /sms, /wsms, /voice, /query.
 """
 
 from __future__ import annotations
@@ -15,8 +14,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from smsgate import errors
-from smsgate.api.params import client_ip, read_params
+from smsgate.api.params import client_ip, decode_content, read_params
 from smsgate.core.accounts import Account, IPNetwork
+from smsgate.core.messages import Kind
+from smsgate.services.accept import AcceptService, SendRequest
 from smsgate.services.auth import Authenticator
 from smsgate.services.query import QueryService
 
@@ -27,6 +28,7 @@ TEXT = "text/plain; charset=utf-8"
 class SmsbaoDeps:
     auth: Authenticator
     query: QueryService
+    accept: AcceptService
     trusted_proxies: tuple[IPNetwork, ...] = ()
 
 
@@ -72,7 +74,40 @@ async def query(deps: SmsbaoDeps, request: Request, params: dict[str, str]) -> s
     return f"0\n{balance.sent},{balance.remaining}"
 
 
+def sender(kind: Kind) -> Handler:
+    async def send(deps: SmsbaoDeps, request: Request, params: dict[str, str]) -> str:
+        require(params, "u", "p", "m", "c")
+        account = await authenticate(deps, request, params)
+        send_request = SendRequest(
+            kind=kind,
+            product=params.get("g", ""),
+            phones=params["m"],
+            content=decode_content(params["c"]),
+            client_ip=client_ip(request, deps.trusted_proxies),
+        )
+        await deps.accept.accept(account, send_request)
+        return "0"
+
+    return send
+
+
+PATHS: dict[str, tuple[str, ...]] = {
+    "sms": ("/sms", "/sms/"),
+    "intl": ("/wsms", "/wsms/", "/wsms/sms"),  # /wsms/sms: a known client bug
+    "voice": ("/voice", "/voice/"),
+    "query": ("/query", "/query/"),
+}
+
+
 def routes(deps: SmsbaoDeps) -> list[Route]:
-    methods = ["GET", "POST"]
-    serve_query = endpoint(deps, query)
-    return [Route(path, serve_query, methods=methods) for path in ("/query", "/query/")]
+    handlers: dict[str, Handler] = {
+        "sms": sender(Kind.SMS),
+        "intl": sender(Kind.INTL),
+        "voice": sender(Kind.VOICE),
+        "query": query,
+    }
+    return [
+        Route(path, endpoint(deps, handlers[name]), methods=["GET", "POST"])
+        for name, paths in PATHS.items()
+        for path in paths
+    ]

@@ -137,3 +137,24 @@ def sent_delta(kind: LedgerKind, delta: int) -> int:
     that takes back from it. Top-ups and adjustments are not sending.
     """
     return -delta if kind in (LedgerKind.CHARGE, LedgerKind.REFUND) else 0
+
+
+class TemplateStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateRecord:
+    """A template an account applied for on a product, and its review."""
+
+    id: int
+    username: str
+    account_id: int
+    product_id: str
+    text: str
+    status: TemplateStatus
+    reviewer: str | None
+    note: str | None
+    created_at: datetime

@@ -5,26 +5,28 @@ from __future__ import annotations
 import threading
 from collections import deque
 
+from smsgate.core.frequency import Sent
+
 
 class MemoryCounters:
     """The Counters port for a single node. Forgetting on restart is acceptable here:
     these are abuse limits, not money (money and retry state live in the database)."""
 
     def __init__(self) -> None:
-        self._hits: dict[str, deque[tuple[float, float]]] = {}  # key -> (at, forget_at)
+        self._hits: dict[str, deque[tuple[float, float, int]]] = {}  # (at, forget_at, n)
         self._slots: dict[str, float] = {}
         self._lock = threading.Lock()  # handlers may call in from worker threads
 
     def hits_since(self, key: str, since: float) -> int:
         with self._lock:
-            return sum(1 for at, _ in self._hits.get(key, ()) if at >= since)
+            return sum(n for at, _, n in self._hits.get(key, ()) if at >= since)
 
-    def record(self, key: str, at: float, keep_for: float) -> None:
+    def record(self, key: str, at: float, keep_for: float, count: int = 1) -> None:
         with self._lock:
             hits = self._hits.setdefault(key, deque())
             while hits and hits[0][1] <= at:
                 hits.popleft()
-            hits.append((at, at + keep_for))
+            hits.append((at, at + keep_for, count))
 
     def take_slot(self, key: str, at: float, interval: float) -> bool:
         with self._lock:
@@ -33,3 +35,29 @@ class MemoryCounters:
                 return False
             self._slots[key] = at
             return True
+
+
+class MemoryFrequencyState:
+    """Per-number send history for one process, rebuilt from the message table on start."""
+
+    def __init__(self) -> None:
+        self._history: dict[str, list[tuple[Sent, float]]] = {}  # key -> (sent, forget_at)
+        self._lock = threading.Lock()
+
+    def history(self, key: str) -> list[Sent]:
+        with self._lock:
+            return [sent for sent, _ in self._history.get(key, ())]
+
+    def add(self, key: str, sent: Sent, keep_for: float) -> None:
+        with self._lock:
+            entries = [e for e in self._history.get(key, ()) if e[1] > sent.at]
+            entries.append((sent, sent.at + keep_for))
+            self._history[key] = entries
+
+    def remove(self, key: str, sent: Sent) -> None:
+        with self._lock:
+            entries = self._history.get(key, [])
+            for i, (candidate, _) in enumerate(entries):
+                if candidate == sent:
+                    del entries[i]
+                    return

@@ -1,4 +1,5 @@
-"""The in-memory view of accounts and products that the hot path reads.
+"""The in-memory view that the hot path reads: accounts, products, words, templates,
+opt-outs and frequency caps.
 
 Admin commands write the database and bump ``config_rev``; a server polls that
 counter and reloads when it moves, so a change is seen within one poll interval.
@@ -6,10 +7,18 @@ counter and reloads when it moves, so a change is seen within one poll interval.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
-from smsgate.core.accounts import Account, Product
-from smsgate.ports import AccountStore
+from smsgate import errors
+from smsgate.core.accounts import Account, Product, TemplateStatus
+from smsgate.core.templates import Template, compile_template
+from smsgate.core.words import WordFilter
+from smsgate.ports import AccountStore, PolicyStore
+
+log = logging.getLogger(__name__)
+
+Limits = dict[str, int | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,15 +26,20 @@ class Snapshot:
     rev: int
     accounts: dict[str, Account] = field(default_factory=dict)
     products: dict[str, Product] = field(default_factory=dict)
-    words: tuple[str, ...] = ()
+    words: WordFilter = field(default_factory=lambda: WordFilter.build(()))
     by_api_key: dict[str, Account] = field(default_factory=dict)  # key hash -> account
+    templates: dict[tuple[int, str], tuple[Template, ...]] = field(default_factory=dict)
+    optouts: dict[int, frozenset[str]] = field(default_factory=dict)
+    account_limits: dict[int, Limits] = field(default_factory=dict)
+    product_limits: dict[str, Limits] = field(default_factory=dict)
 
 
 class SnapshotHolder:
     """Holds the newest Snapshot; `refresh()` is cheap when nothing changed."""
 
-    def __init__(self, store: AccountStore) -> None:
+    def __init__(self, store: AccountStore, policy: PolicyStore) -> None:
         self._store = store
+        self._policy = policy
         self._current = self._load()
 
     @property
@@ -47,7 +61,22 @@ class SnapshotHolder:
         return Snapshot(
             rev=rev,
             accounts={a.username: a for a in accounts},
-            by_api_key={h: a for a in accounts for h in a.api_key_hashes},
             products={p.id: p for p in self._store.load_products()},
-            words=tuple(self._store.load_words()),
+            words=WordFilter.build(self._store.load_words()),
+            by_api_key={h: a for a in accounts for h in a.api_key_hashes},
+            templates=self._approved_templates(),
+            optouts=self._policy.optouts(),
+            account_limits=self._policy.account_limits(),
+            product_limits=self._policy.product_limits(),
         )
+
+    def _approved_templates(self) -> dict[tuple[int, str], tuple[Template, ...]]:
+        grouped: dict[tuple[int, str], list[Template]] = {}
+        for row in self._policy.templates(status=TemplateStatus.APPROVED):
+            try:
+                compiled = compile_template(row.text)
+            except errors.InvalidInput:
+                log.error("approved template #%d no longer compiles; ignored", row.id)
+                continue
+            grouped.setdefault((row.account_id, row.product_id), []).append(compiled)
+        return {key: tuple(value) for key, value in grouped.items()}

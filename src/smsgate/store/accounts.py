@@ -85,7 +85,7 @@ class SqlAccountStore:
                 )
             ).inserted_primary_key
             assert account_id is not None
-            _changed(conn, "account.create", username, None, now)
+            record_change(conn, "account.create", username, None, now)
         return int(account_id[0])
 
     def account_info(self, username: str) -> AccountInfo:
@@ -136,14 +136,14 @@ class SqlAccountStore:
         if unknown:
             raise ValueError(f"not account settings: {sorted(unknown)}")
         with self.engine.begin() as conn:
-            account_id = _account_id(conn, username)
+            account_id = account_id_of(conn, username)
             if "ext_code" in changes and changes["ext_code"] is not None:
                 _ensure_ext_code_free(conn, str(changes["ext_code"]), account_id)
             conn.execute(t.accounts.update().where(t.accounts.c.id == account_id).values(changes))
             detail = ", ".join(
                 f"{k}=***" if k == "password_hash" else f"{k}={v}" for k, v in changes.items()
             )
-            _changed(conn, "account.set", username, detail, now, actor)
+            record_change(conn, "account.set", username, detail, now, actor)
 
     # -- ledger ---------------------------------------------------------------------
 
@@ -152,7 +152,7 @@ class SqlAccountStore:
     ) -> int:
         """Append one ledger row and move the running balance; returns the new balance."""
         with self.engine.begin() as conn:
-            account_id = _account_id(conn, username)
+            account_id = account_id_of(conn, username)
             if not post(conn, account_id, delta, kind, ref, now):
                 raise errors.InvalidInput(
                     f"{username!r} has too little balance for {delta}; the balance never goes "
@@ -167,7 +167,7 @@ class SqlAccountStore:
 
     def ledger_sum(self, username: str) -> int:
         with reading(self.engine) as conn:
-            account_id = _account_id(conn, username)
+            account_id = account_id_of(conn, username)
             total = conn.execute(
                 sa.select(sa.func.coalesce(sa.func.sum(t.ledger.c.delta), 0)).where(
                     t.ledger.c.account_id == account_id
@@ -189,17 +189,17 @@ class SqlAccountStore:
 
     def add_api_key(self, username: str, key_hash: str, hint: str, now: datetime) -> None:
         with self.engine.begin() as conn:
-            account_id = _account_id(conn, username)
+            account_id = account_id_of(conn, username)
             conn.execute(
                 t.api_keys.insert().values(
                     account_id=account_id, key_hash=key_hash, hint=hint, created_at=now
                 )
             )
-            _changed(conn, "apikey.add", username, hint, now)
+            record_change(conn, "apikey.add", username, hint, now)
 
     def add_allowed(self, username: str, cidrs: Sequence[str], now: datetime) -> None:
         with self.engine.begin() as conn:
-            account_id = _account_id(conn, username)
+            account_id = account_id_of(conn, username)
             have = set(
                 conn.execute(
                     sa.select(t.ip_allow.c.cidr).where(t.ip_allow.c.account_id == account_id)
@@ -210,21 +210,21 @@ class SqlAccountStore:
                 conn.execute(
                     t.ip_allow.insert(), [{"account_id": account_id, "cidr": c} for c in new]
                 )
-            _changed(conn, "allowlist.add", username, " ".join(cidrs), now)
+            record_change(conn, "allowlist.add", username, " ".join(cidrs), now)
 
     def remove_allowed(self, username: str, cidrs: Sequence[str], now: datetime) -> None:
         with self.engine.begin() as conn:
-            account_id = _account_id(conn, username)
+            account_id = account_id_of(conn, username)
             conn.execute(
                 t.ip_allow.delete().where(
                     t.ip_allow.c.account_id == account_id, t.ip_allow.c.cidr.in_(list(cidrs))
                 )
             )
-            _changed(conn, "allowlist.remove", username, " ".join(cidrs), now)
+            record_change(conn, "allowlist.remove", username, " ".join(cidrs), now)
 
     def add_signature(self, username: str, text: str, now: datetime) -> None:
         with self.engine.begin() as conn:
-            account_id = _account_id(conn, username)
+            account_id = account_id_of(conn, username)
             exists = conn.execute(
                 sa.select(t.signatures.c.text).where(
                     t.signatures.c.account_id == account_id, t.signatures.c.text == text
@@ -235,7 +235,7 @@ class SqlAccountStore:
             conn.execute(
                 t.signatures.insert().values(account_id=account_id, text=text, created_at=now)
             )
-            _changed(conn, "signature.add", username, text, now)
+            record_change(conn, "signature.add", username, text, now)
 
     # -- products -------------------------------------------------------------------
 
@@ -256,11 +256,11 @@ class SqlAccountStore:
                     created_at=now,
                 )
             )
-            _changed(conn, "product.add", product.id, product.name, now)
+            record_change(conn, "product.add", product.id, product.name, now)
 
     def grant_products(self, username: str, product_ids: Sequence[str], now: datetime) -> None:
         with self.engine.begin() as conn:
-            account_id = _account_id(conn, username)
+            account_id = account_id_of(conn, username)
             known = set(
                 conn.execute(
                     sa.select(t.products.c.id).where(t.products.c.id.in_(list(product_ids)))
@@ -284,7 +284,7 @@ class SqlAccountStore:
                     t.account_products.insert(),
                     [{"account_id": account_id, "product_id": p} for p in new],
                 )
-            _changed(conn, "product.grant", username, " ".join(product_ids), now)
+            record_change(conn, "product.grant", username, " ".join(product_ids), now)
 
     # -- words ----------------------------------------------------------------------
 
@@ -298,13 +298,13 @@ class SqlAccountStore:
                     t.words.insert(),
                     [{"word": w, "category": category, "created_at": now} for w in new],
                 )
-            _changed(conn, "words.add", f"{len(new)} words", category, now)
+            record_change(conn, "words.add", f"{len(new)} words", category, now)
         return len(new)
 
     def remove_words(self, words: Iterable[str], now: datetime) -> int:
         with self.engine.begin() as conn:
             removed = conn.execute(t.words.delete().where(t.words.c.word.in_(list(words))))
-            _changed(conn, "words.remove", f"{removed.rowcount} words", None, now)
+            record_change(conn, "words.remove", f"{removed.rowcount} words", None, now)
         return int(removed.rowcount)
 
     def list_words(self) -> list[tuple[str, str]]:
@@ -325,24 +325,44 @@ def post(
 ) -> bool:
     """Append a ledger row and move balance/sent with it, in the caller's transaction.
 
-    The balance update is conditional, so a debit that would go below zero changes
-    nothing and returns False; the CHECK constraint is the last line of defence.
+    Returns False, changing nothing, when a debit would take the balance below zero.
+    """
+    if not move_balance(conn, account_id, delta, kind):
+        return False
+    append_ledger(conn, account_id, delta, kind, ref, now)
+    return True
+
+
+def move_balance(conn: sa.Connection, account_id: int, delta: int, kind: LedgerKind) -> bool:
+    """The running balance half of a ledger posting; the caller must append the row.
+
+    The update is conditional, so a debit that would go below zero changes nothing
+    and returns False; the CHECK constraint is the last line of defence.
     """
     moved = conn.execute(
         t.accounts.update()
         .where(t.accounts.c.id == account_id, t.accounts.c.balance + delta >= 0)
         .values(
-            balance=t.accounts.c.balance + delta, sent=t.accounts.c.sent + sent_delta(kind, delta)
+            balance=t.accounts.c.balance + delta,
+            sent=t.accounts.c.sent + sent_delta(kind, delta),
         )
     )
-    if moved.rowcount != 1:
-        return False
+    return moved.rowcount == 1
+
+
+def append_ledger(
+    conn: sa.Connection,
+    account_id: int,
+    delta: int,
+    kind: LedgerKind,
+    ref: str | None,
+    now: datetime,
+) -> None:
     conn.execute(
         t.ledger.insert().values(
             account_id=account_id, delta=delta, kind=kind.value, ref=ref, at=now
         )
     )
-    return True
 
 
 def _account(
@@ -381,7 +401,7 @@ def _group(conn: sa.Connection, query: sa.Select[Any]) -> defaultdict[int, list[
     return grouped
 
 
-def _account_id(conn: sa.Connection, username: str) -> int:
+def account_id_of(conn: sa.Connection, username: str) -> int:
     found = conn.execute(
         sa.select(t.accounts.c.id).where(t.accounts.c.username == username)
     ).scalar_one_or_none()
@@ -400,7 +420,7 @@ def _ensure_ext_code_free(conn: sa.Connection, code: str, account_id: int) -> No
         raise errors.Conflict(f"extended code {code} already belongs to {owner!r}")
 
 
-def _changed(
+def record_change(
     conn: sa.Connection,
     action: str,
     subject: str,

@@ -145,9 +145,7 @@ ledger = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("ref", sa.String(64), nullable=True),  # what it is for: a batch id, a ticket...
     sa.Column("at", UTCDateTime(), nullable=False),
-    sa.CheckConstraint(
-        "kind IN ('topup', 'charge', 'refund', 'adjustment')", name="kind_known"
-    ),
+    sa.CheckConstraint("kind IN ('topup', 'charge', 'refund', 'adjustment')", name="kind_known"),
 )
 
 audit = sa.Table(
@@ -167,4 +165,112 @@ config_rev = sa.Table(
     metadata,
     sa.Column("id", sa.Integer(), primary_key=True),
     sa.Column("rev", sa.BigInteger(), nullable=False),
+)
+
+# -- the send path ----------------------------------------------------------------------
+
+
+# Per-number frequency caps; NULL means "not set here" (settings give the default).
+def _frequency_columns() -> list[sa.Column[int]]:
+    return [
+        sa.Column("freq_per_minute", sa.Integer(), nullable=True),
+        sa.Column("freq_per_hour", sa.Integer(), nullable=True),
+        sa.Column("freq_per_day", sa.Integer(), nullable=True),
+    ]
+
+
+account_limits = sa.Table(
+    "account_limits",
+    metadata,
+    _account_fk(primary_key=True),
+    *_frequency_columns(),
+    sa.Column("daily_cap", sa.Integer(), nullable=True),  # messages per account per day
+)
+
+product_limits = sa.Table(
+    "product_limits",
+    metadata,
+    sa.Column(
+        "product_id",
+        sa.String(32),
+        sa.ForeignKey("products.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    *_frequency_columns(),
+)
+
+templates = sa.Table(
+    "templates",
+    metadata,
+    _id(),
+    _account_fk(index=True),
+    sa.Column("product_id", sa.String(32), sa.ForeignKey("products.id"), nullable=False),
+    sa.Column("text", sa.String(500), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("reviewer", sa.String(64), nullable=True),
+    sa.Column("note", sa.String(200), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("reviewed_at", UTCDateTime(), nullable=True),
+    sa.CheckConstraint("status IN ('pending', 'approved', 'rejected')", name="status_known"),
+)
+
+optouts = sa.Table(
+    "optouts",
+    metadata,
+    _account_fk(primary_key=True),
+    sa.Column("phone", sa.String(20), primary_key=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# One accepted request (the unit that is charged and answered `0`).
+batches = sa.Table(
+    "batches",
+    metadata,
+    _id(),
+    _account_fk(cascade=False, index=True),
+    sa.Column("product_id", sa.String(32), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),  # sms, intl, voice
+    sa.Column("numbers", sa.Integer(), nullable=False),
+    sa.Column("units", sa.Integer(), nullable=False),  # per message
+    sa.Column("cost", sa.BigInteger(), nullable=False),
+    sa.Column("client_ip", sa.String(64), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    _id(),
+    sa.Column("batch_id", BigId, sa.ForeignKey("batches.id"), nullable=False, index=True),
+    _account_fk(cascade=False),
+    sa.Column("product_id", sa.String(32), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("phone", sa.String(20), nullable=False),
+    sa.Column("content", sa.Text(), nullable=False),
+    sa.Column("units", sa.Integer(), nullable=False),
+    sa.Column("cost", sa.Integer(), nullable=False),  # units x price, refunded on failure
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("carrier", sa.String(64), nullable=False),
+    sa.Column("carrier_ref", sa.String(64), nullable=True),
+    sa.Column("error", sa.String(200), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("submitted_at", UTCDateTime(), nullable=True),
+    sa.Column("done_at", UTCDateTime(), nullable=True),
+    sa.Index(None, "account_id", "id"),
+    sa.Index(None, "phone", "created_at"),
+    sa.Index(None, "carrier", "carrier_ref"),
+    sa.Index(None, "created_at"),
+)
+
+# The queue the dispatcher claims from; a row leaves when its message is submitted.
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column(
+        "message_id", BigId, sa.ForeignKey("messages.id"), primary_key=True, autoincrement=False
+    ),
+    sa.Column("available_at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("claimed_by", sa.String(40), nullable=True),
+    sa.Column("claimed_at", UTCDateTime(), nullable=True),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
 )

@@ -3,21 +3,22 @@
 Authentication is ``Authorization: Bearer <ApiKey>``; the key names the account.
 """
 
-from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from smsgate import errors
 from smsgate.api.params import client_ip
 from smsgate.api.smsbao import SmsbaoDeps
 from smsgate.core.accounts import Account
-from smsgate.ports import AccountStore
+from smsgate.core.messages import Message, MessageFilter
+from smsgate.core.states import MessageState
+from smsgate.ports import AccountStore, MessageReader
 
 
 class ErrorBody(BaseModel):
@@ -50,7 +51,54 @@ def error_response(exc: errors.SmsgateError) -> JSONResponse:
     return JSONResponse(ErrorBody(code="error", message=str(exc)).model_dump(), status_code=500)
 
 
-def router(deps: SmsbaoDeps, store: AccountStore) -> APIRouter:
+class MessageOut(BaseModel):
+    id: int
+    batch_id: int
+    account: str
+    product: str
+    kind: str
+    phone: str
+    content: str
+    units: int
+    cost: int
+    state: MessageState
+    error: str | None
+    carrier: str
+    carrier_ref: str | None
+    created_at: datetime
+    submitted_at: datetime | None
+    done_at: datetime | None
+
+    @classmethod
+    def of(cls, m: Message) -> "MessageOut":
+        return cls(
+            id=m.id,
+            batch_id=m.batch_id,
+            account=m.account,
+            product=m.product_id,
+            kind=m.kind.value,
+            phone=m.phone,
+            content=m.content,
+            units=m.units,
+            cost=m.cost,
+            state=m.state,
+            error=m.error,
+            carrier=m.carrier,
+            carrier_ref=m.carrier_ref,
+            created_at=m.created_at,
+            submitted_at=m.submitted_at,
+            done_at=m.done_at,
+        )
+
+
+class MessagePage(BaseModel):
+    items: list[MessageOut]
+    next_cursor: str | None = Field(
+        None, description="Pass as `cursor` for the next (older) page; null on the last page."
+    )
+
+
+def router(deps: SmsbaoDeps, store: AccountStore, messages: MessageReader) -> APIRouter:
     api = APIRouter(prefix="/v1", responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}})
 
     async def current_account(request: Request) -> Account:
@@ -76,11 +124,67 @@ def router(deps: SmsbaoDeps, store: AccountStore) -> APIRouter:
             allowlist=[str(n) for n in account.allowlist],
         )
 
+    @api.get("/messages", response_model=MessagePage, summary="The caller's messages, newest first")
+    async def list_messages(
+        account: Caller,
+        phone: Annotated[str | None, Query(description="Exact number as stored")] = None,
+        state: Annotated[MessageState | None, Query()] = None,
+        batch: Annotated[int | None, Query(description="One request's messages")] = None,
+        since: Annotated[
+            datetime | None, Query(description="Created at or after (ISO 8601)")
+        ] = None,
+        until: Annotated[datetime | None, Query(description="Created before (ISO 8601)")] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        cursor: Annotated[str | None, Query(description="From the previous page")] = None,
+    ) -> MessagePage:
+        before_id = _cursor(cursor)
+        found = await run_in_threadpool(
+            messages.messages,
+            MessageFilter(
+                account_id=account.id,
+                phone=phone,
+                state=state,
+                batch_id=batch,
+                since=_aware(since),
+                until=_aware(until),
+                before_id=before_id,
+                limit=limit + 1,
+            ),
+        )
+        page = found[:limit]
+        more = len(found) > limit
+        return MessagePage(
+            items=[MessageOut.of(m) for m in page],
+            next_cursor=str(page[-1].id) if more and page else None,
+        )
+
+    @api.get("/messages/{message_id}", response_model=MessageOut, summary="One message")
+    async def get_message(account: Caller, message_id: int) -> MessageOut:
+        found = await run_in_threadpool(messages.message, message_id)
+        if found is None or found.account != account.username:
+            raise errors.NotFound(f"no message {message_id} for this account")
+        return MessageOut.of(found)
+
     return api
 
 
-def install(app: FastAPI, deps: SmsbaoDeps, store: AccountStore) -> None:
-    app.include_router(router(deps, store))
+def _cursor(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    if not cursor.isdigit():
+        raise errors.InvalidInput("cursor: pass the next_cursor of the previous page")
+    return int(cursor)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """Times without a zone are read as UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def install(app: FastAPI, deps: SmsbaoDeps, store: AccountStore, messages: MessageReader) -> None:
+    app.include_router(router(deps, store, messages))
 
     async def handle(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, errors.SmsgateError)

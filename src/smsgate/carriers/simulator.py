@@ -1,0 +1,96 @@
+"""The simulator carrier: the default, for development and tests, with fault knobs.
+
+It "delivers" every message after a delay and reports back like an SMSC would.
+Outcomes are scriptable by the last digits of the number (settings):
+
+- ``fail_suffix``: the carrier reports `undelivered` (e.g. a dead number);
+- ``stall_suffix``: accepted, but no report ever comes (a lost receipt);
+- ``throttle_suffix``: the first submit is refused with "slow down" and a retry time;
+- ``reject_suffix``: the submit itself is refused (the message fails and is refunded);
+- ``failure_ratio``: that share of the rest is reported `undelivered` at random.
+
+What it delivered stays readable in the message table (`smsgate messages`, /v1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from smsgate.core.messages import DeliveryReport, Outgoing, SubmitResult
+from smsgate.core.states import MessageState
+from smsgate.ports import DeliverySink
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorConfig:
+    delay_seconds: float = 0.5
+    failure_ratio: float = 0.0
+    fail_suffix: str = ""
+    stall_suffix: str = ""
+    throttle_suffix: str = ""
+    reject_suffix: str = ""
+    throttle_retry_seconds: float = 1.0
+    seed: int | None = None
+
+
+class SimulatorCarrier:
+    def __init__(self, config: SimulatorConfig, name: str = "simulator") -> None:
+        self.name = name
+        self._config = config
+        self._random = random.Random(config.seed)
+        self._sink: DeliverySink | None = None
+        self._throttled: set[int] = set()
+        self._pending: set[asyncio.Task[None]] = set()
+
+    async def start(self, sink: DeliverySink) -> None:
+        self._sink = sink
+
+    async def stop(self) -> None:
+        for task in list(self._pending):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def submit(self, batch: Sequence[Outgoing]) -> list[SubmitResult]:
+        return [self._submit_one(message) for message in batch]
+
+    def _submit_one(self, message: Outgoing) -> SubmitResult:
+        c = self._config
+        if _ends(message.phone, c.reject_suffix):
+            return SubmitResult(message.id, error="simulator: submit rejected (reject_suffix)")
+        if _ends(message.phone, c.throttle_suffix) and message.id not in self._throttled:
+            self._throttled.add(message.id)
+            return SubmitResult(message.id, retry_after=c.throttle_retry_seconds)
+        self._throttled.discard(message.id)
+        ref = uuid.uuid4().hex
+        if not _ends(message.phone, c.stall_suffix):
+            self._schedule_report(ref, self._outcome(message))
+        return SubmitResult(message.id, carrier_ref=ref)
+
+    def _outcome(self, message: Outgoing) -> tuple[MessageState, str | None]:
+        if _ends(message.phone, self._config.fail_suffix):
+            return MessageState.UNDELIVERED, "simulator: fail_suffix"
+        if self._config.failure_ratio and self._random.random() < self._config.failure_ratio:
+            return MessageState.UNDELIVERED, "simulator: random failure"
+        return MessageState.DELIVERED, None
+
+    def _schedule_report(self, ref: str, outcome: tuple[MessageState, str | None]) -> None:
+        task = asyncio.create_task(self._report_later(ref, *outcome))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _report_later(self, ref: str, state: MessageState, error: str | None) -> None:
+        await asyncio.sleep(self._config.delay_seconds)
+        if self._sink is not None:
+            report = DeliveryReport(self.name, ref, state, error, datetime.now(UTC))
+            await self._sink.delivery_report(report)
+
+
+def _ends(phone: str, suffix: str) -> bool:
+    return bool(suffix) and phone.endswith(suffix)

@@ -1,0 +1,107 @@
+"""The records that travel the send path, from an accepted request to a delivery report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from smsgate.core.states import MessageState
+
+
+class Kind(StrEnum):
+    SMS = "sms"  # /sms, domestic
+    INTL = "intl"  # /wsms, international
+    VOICE = "voice"  # /voice, a spoken verification code
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """What one accepted request writes: a debit, a batch and one message per number."""
+
+    account_id: int
+    product_id: str
+    kind: Kind
+    phones: tuple[str, ...]
+    content: str
+    units: int  # per message
+    price: int  # units charged per message unit
+    carrier: str
+    client_ip: str
+    at: datetime
+
+    @property
+    def cost_per_message(self) -> int:
+        return self.units * self.price
+
+    @property
+    def cost(self) -> int:
+        return self.cost_per_message * len(self.phones)
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message handed to a carrier."""
+
+    id: int
+    phone: str
+    content: str
+    kind: Kind
+    units: int
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    """A carrier's answer to one submit: a reference, a refusal, or "try later"."""
+
+    message_id: int
+    carrier_ref: str | None = None
+    error: str | None = None
+    retry_after: float | None = None  # seconds; set when the carrier throttles
+
+    @property
+    def accepted(self) -> bool:
+        return self.carrier_ref is not None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    carrier: str
+    carrier_ref: str
+    state: MessageState  # delivered, undelivered or failed
+    error: str | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message as the JSON API, the CLI and the console show it."""
+
+    id: int
+    batch_id: int
+    account: str
+    product_id: str
+    kind: Kind
+    phone: str
+    content: str
+    units: int
+    cost: int
+    state: MessageState
+    carrier: str
+    carrier_ref: str | None
+    error: str | None
+    created_at: datetime
+    submitted_at: datetime | None
+    done_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFilter:
+    account_id: int | None = None
+    phone: str | None = None
+    state: MessageState | None = None
+    batch_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    before_id: int | None = None  # cursor: messages older than this id
+    limit: int = 50

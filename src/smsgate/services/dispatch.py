@@ -1,0 +1,135 @@
+"""Dispatch: claim queued messages, hand them to their carrier, record what happened.
+
+Policy for a crash: a message that was claimed (possibly handed to a carrier) when
+its process died becomes `unknown`. It is never re-sent on its own: the carrier may
+already have it, and sending twice is worse than asking. A late delivery report
+still settles it; otherwise an operator decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from starlette.concurrency import run_in_threadpool
+
+from smsgate.core.messages import DeliveryReport, Outgoing, SubmitResult
+from smsgate.ports import Carrier, Clock, MessageQueue
+
+log = logging.getLogger(__name__)
+
+REPORT_RETRY_DELAYS = (0.1, 0.3, 1.0, 3.0)
+CARRIER_DOWN_RETRY = 5.0  # seconds before a batch a carrier could not take is tried again
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchSettings:
+    node: str
+    batch_size: int = 100
+    idle_poll_seconds: float = 0.2
+    validity: timedelta = timedelta(hours=24)
+    claim_lease: timedelta = timedelta(minutes=2)
+    single_node: bool = True  # SQLite: every claim not ours is from a dead process
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        queue: MessageQueue,
+        carriers: Mapping[str, Carrier],
+        clock: Clock,
+        settings: DispatchSettings,
+    ) -> None:
+        self._queue = queue
+        self._carriers = carriers
+        self._clock = clock
+        self._settings = settings
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Called after a commit: there is work now, do not wait for the next poll."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        await self._recover()
+        for carrier in self._carriers.values():
+            await carrier.start(self)
+        self._task = asyncio.create_task(self._run(), name="dispatcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for carrier in self._carriers.values():
+            await carrier.stop()
+
+    async def delivery_report(self, report: DeliveryReport) -> None:
+        if not await run_in_threadpool(self._queue.apply_report, report):
+            log.info(
+                "delivery report for unknown or settled %s/%s", report.carrier, report.carrier_ref
+            )
+
+    async def _recover(self) -> None:
+        now = self._clock.now()
+        if self._settings.single_node:
+            await run_in_threadpool(
+                self._queue.mark_in_flight_unknown, now, now, self._settings.node
+            )
+        else:
+            await self._reap_stale_claims()
+
+    async def _reap_stale_claims(self) -> None:
+        now = self._clock.now()
+        await run_in_threadpool(
+            self._queue.mark_in_flight_unknown, now - self._settings.claim_lease, now
+        )
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                busy = await self.dispatch_once()
+            except Exception:  # a database hiccup must not stop delivery for good
+                log.exception("dispatch round failed; retrying")
+                busy = False
+            if not busy:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._settings.idle_poll_seconds)
+                self._wake.clear()
+
+    async def dispatch_once(self) -> bool:
+        """One round: expire, claim, submit, record. True when it found work."""
+        now = self._clock.now()
+        await run_in_threadpool(self._queue.expire, now - self._settings.validity, now)
+        if not self._settings.single_node:
+            await self._reap_stale_claims()
+        claimed = await run_in_threadpool(
+            self._queue.claim, self._settings.node, self._settings.batch_size, now
+        )
+        if not claimed:
+            return False
+        groups: defaultdict[str, list[Outgoing]] = defaultdict(list)
+        for item in claimed:
+            groups[item.carrier].append(item.message)
+        answers = await asyncio.gather(*(self._submit(name, msgs) for name, msgs in groups.items()))
+        results = [result for group in answers for result in group]
+        await run_in_threadpool(self._queue.record_submits, results, self._clock.now())
+        return True
+
+    async def _submit(self, name: str, batch: Sequence[Outgoing]) -> list[SubmitResult]:
+        carrier = self._carriers.get(name)
+        if carrier is None:
+            error = f"no carrier named {name!r}; `smsgate product list` shows each product's"
+            return [SubmitResult(m.id, error=error) for m in batch]
+        try:
+            return await carrier.submit(batch)
+        except Exception:
+            # The Carrier contract: an exception means nothing of the batch was taken.
+            log.exception("carrier %s could not take %d message(s); will retry", name, len(batch))
+            return [SubmitResult(m.id, retry_after=CARRIER_DOWN_RETRY) for m in batch]
