@@ -1,0 +1,36 @@
+# One task runner for developers and CI: `make demo`, `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8080
+
+.PHONY: demo install dev check test test-fast bench clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+install: $(BIN)/activate  ## the server only
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[server]"
+
+dev: $(BIN)/activate  ## server + test and lint tools
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
+
+demo: install  ## install, then serve on SQLite with the simulator and a demo account
+	$(BIN)/smsgate serve --demo --port $(PORT)
+
+check: dev  ## lint and type-check
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+test: check  ## the whole suite (PostgreSQL too when SMSGATE_TEST_DATABASE_URL is set)
+	$(BIN)/pytest -q -p no:cacheprovider
+
+test-fast: dev  ## unit tests only
+	$(BIN)/pytest -q tests/unit
+
+bench: dev
+	$(BIN)/python bench/send_bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
