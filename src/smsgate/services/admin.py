@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from smsgate import errors
-from smsgate.core import passwords
+from smsgate.core import passwords, signatures
 from smsgate.core.accounts import (
     AccountInfo,
     AccountStatus,
@@ -27,7 +27,6 @@ from smsgate.ports import AccountStore, Clock
 
 MAX_TOPUP = 10**12
 PRODUCT_ID_MAX = 32
-SIGNATURE_MIN, SIGNATURE_MAX = 3, 10  # characters inside 【】 (protocol.md, code 52)
 WORD_MAX = 100
 
 
@@ -124,12 +123,14 @@ class AdminService:
     # -- signatures and products ----------------------------------------------------
 
     def add_signature(self, username: str, text: str) -> str:
-        inner = text.strip().removeprefix("【").removesuffix("】").strip()
-        if not SIGNATURE_MIN <= len(inner) <= SIGNATURE_MAX or any(c in inner for c in "【】"):
+        inner = text.strip().removeprefix(signatures.OPEN).removesuffix(signatures.CLOSE).strip()
+        try:  # the same rule the send path applies (code 52), so a registered one can be used
+            signatures.extract_signature(f"{signatures.OPEN}{inner}{signatures.CLOSE}")
+        except errors.Rejected as bad:
             raise errors.InvalidInput(
-                f"a signature is {SIGNATURE_MIN}-{SIGNATURE_MAX} characters, given without "
-                f"its brackets (短信宝 registers 【短信宝】); got {text!r}"
-            )
+                f"{bad.detail}; give a signature without its brackets "
+                f"(短信宝 registers 【短信宝】), got {text!r}"
+            ) from None
         self._store.add_signature(username, inner, self._clock.now())
         return inner
 
