@@ -54,21 +54,29 @@ def root(
 
 
 def _register() -> None:
-    from smsgate import cli_admin, cli_policy, cli_serve
-
-    cli_serve.register(app)
-    cli_admin.register(app)
-    cli_policy.register(app)
     from smsgate import cli_client
 
     cli_client.register(app)
+    try:  # the server's commands need the `server` extra; the client's do not
+        from smsgate import cli_admin, cli_policy, cli_serve
+    except ImportError as missing:
+        if (missing.name or "").startswith("smsgate"):
+            raise  # our own bug, not a missing extra
+        app.info.epilog = (
+            f"Server commands are not installed ({missing.name} is missing): "
+            "pip install 'smsgate[server]'"
+        )
+        return
+    cli_serve.register(app)
+    cli_admin.register(app)
+    cli_policy.register(app)
 
 
 def main() -> None:
     """Entry point: run the Typer app, turning every known failure into one line."""
     _register()
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except click.exceptions.Abort:
         err.print("aborted")
         sys.exit(1)
@@ -87,6 +95,7 @@ def main() -> None:
             err.print("check --data-dir / SMSGATE_DATABASE_URL and that the database is running")
             sys.exit(1)
         raise
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def _is_database_error(exc: Exception) -> bool:
