@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -21,25 +21,32 @@ from smsgate import __version__
 from smsgate.api import logging as access_logging
 from smsgate.api import smsbao
 from smsgate.api.absolute_form import AbsoluteFormMiddleware
+from smsgate.api.v1 import replies as v1_replies
 from smsgate.api.v1 import routes as v1
 from smsgate.carriers.simulator import SimulatorCarrier, SimulatorConfig
 from smsgate.clock import SystemClock
 from smsgate.core.accounts import parse_cidr
 from smsgate.core.frequency import FrequencyLimits
 from smsgate.counters.memory import MemoryCounters, MemoryFrequencyState
+from smsgate.ports import IncomingReply
+from smsgate.pushers.http import HttpPusher
 from smsgate.services.accept import AcceptService
 from smsgate.services.admin import AdminService
 from smsgate.services.auth import Authenticator, LoginLimits
 from smsgate.services.dispatch import Dispatcher, DispatchSettings
 from smsgate.services.frequency import FrequencyGuard
+from smsgate.services.inbound import InboundService
 from smsgate.services.policy_admin import PolicyAdmin
+from smsgate.services.push import PushSettings, PushWorker
 from smsgate.services.query import QueryService
 from smsgate.services.snapshot import SnapshotHolder
 from smsgate.settings import Settings
 from smsgate.store.accounts import SqlAccountStore
 from smsgate.store.db import create_engine, migrate, pending_migrations
+from smsgate.store.inbound import SqlInboundStore
 from smsgate.store.messages import SqlMessageStore
 from smsgate.store.policy import SqlPolicyStore
+from smsgate.store.push_queue import SqlPushQueue
 from smsgate.store.writer import GroupCommitWriter
 
 log = logging.getLogger("smsgate")
@@ -56,6 +63,8 @@ class Gateway:
     messages: SqlMessageStore
     admin: AdminService
     policy_admin: PolicyAdmin
+    replies: SqlInboundStore
+    inbound: InboundService
 
     @classmethod
     def open(cls, settings: Settings, *, migrate_schema: bool = True) -> Gateway:
@@ -63,6 +72,7 @@ class Gateway:
         if migrate_schema and pending_migrations(engine):
             migrate(engine)
         store, policy = SqlAccountStore(engine), SqlPolicyStore(engine)
+        replies = SqlInboundStore(engine)
         clock = SystemClock()
         return cls(
             settings,
@@ -72,6 +82,8 @@ class Gateway:
             SqlMessageStore(engine),
             AdminService(store, clock),
             PolicyAdmin(policy, clock),
+            replies,
+            InboundService(replies, clock, settings.service_number),
         )
 
     def close(self) -> None:
@@ -88,6 +100,11 @@ class Runtime:
     dispatcher: Dispatcher | None
     frequency: FrequencyGuard
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    pushes: PushWorker | None = None  # runs wherever the dispatcher does
+
+    def wake_pushes(self) -> None:
+        if self.pushes is not None:
+            self.pushes.wake()
 
     async def start(self) -> None:
         settings = self.gateway.settings
@@ -99,6 +116,8 @@ class Runtime:
         await self.writer.start()
         if self.dispatcher is not None:
             await self.dispatcher.start()
+        if self.pushes is not None:
+            await self.pushes.start()
         self.tasks.append(asyncio.create_task(_refresh_forever(self.snapshot, settings)))
 
     async def stop(self) -> None:
@@ -109,6 +128,8 @@ class Runtime:
         await self.writer.stop()
         if self.dispatcher is not None:
             await self.dispatcher.stop()
+        if self.pushes is not None:
+            await self.pushes.stop()
         self.gateway.close()
 
 
@@ -121,8 +142,9 @@ def build_runtime(settings: Settings, gateway: Gateway, *, with_dispatcher: bool
     writer = GroupCommitWriter(
         gateway.messages, settings.group_commit_wait_ms / 1000, settings.group_commit_max
     )
-    dispatcher = None
+    dispatcher = pushes = None
     if with_dispatcher:
+        pushes = _push_worker(settings, gateway, clock)
         dispatcher = Dispatcher(
             gateway.messages,
             {"simulator": SimulatorCarrier(_simulator_config(settings))},
@@ -134,8 +156,41 @@ def build_runtime(settings: Settings, gateway: Gateway, *, with_dispatcher: bool
                 claim_lease=timedelta(seconds=settings.claim_lease_seconds),
                 single_node=gateway.engine.dialect.name == "sqlite",
             ),
+            replies=_reply_intake(gateway.inbound, pushes),
         )
-    return Runtime(gateway, snapshot, writer, dispatcher, frequency)
+    return Runtime(gateway, snapshot, writer, dispatcher, frequency, pushes=pushes)
+
+
+def _push_worker(settings: Settings, gateway: Gateway, clock: SystemClock) -> PushWorker:
+    return PushWorker(
+        SqlPushQueue(gateway.engine),
+        HttpPusher(settings.push_timeout_seconds, settings.push_concurrency),
+        clock,
+        PushSettings(
+            node=uuid.uuid4().hex,
+            schedule=settings.push_schedule,
+            concurrency=settings.push_concurrency,
+            per_account=settings.push_concurrency_per_account,
+            # A lease shorter than an attempt would let a second worker push it again.
+            claim_lease=timedelta(
+                seconds=max(settings.claim_lease_seconds, 2 * settings.push_timeout_seconds)
+            ),
+            single_node=gateway.engine.dialect.name == "sqlite",
+            stop_grace_seconds=settings.push_timeout_seconds,
+        ),
+    )
+
+
+def _reply_intake(
+    inbound: InboundService, pushes: PushWorker
+) -> Callable[[IncomingReply], Awaitable[None]]:
+    """What carriers' replies go to: stored (with their push), then the push worker woken."""
+
+    async def take(reply: IncomingReply) -> None:
+        await run_in_threadpool(inbound.receive, reply)
+        pushes.wake()
+
+    return take
 
 
 def create_app(settings: Settings, gateway: Gateway | None = None) -> ASGIApp:
@@ -184,13 +239,14 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> ASGIApp:
     )
     app.router.routes.extend(smsbao.routes(deps))
     v1.install(app, deps, gw.store, gw.messages)
+    v1_replies.install(app, deps, gw.inbound, runtime.wake_pushes)
     app.add_route("/healthz", _healthz(gw.engine), methods=["GET"], include_in_schema=False)
     app.add_route("/", _home, methods=["GET"], include_in_schema=False)
     return AbsoluteFormMiddleware(app)
 
 
 async def run_worker(settings: Settings) -> None:
-    """`smsgate worker`: dispatch only, no HTTP (scale-out)."""
+    """`smsgate worker`: dispatch and reply pushes, no HTTP (scale-out)."""
     runtime = build_runtime(settings, Gateway.open(settings), with_dispatcher=True)
     await runtime.start()
     try:

@@ -9,16 +9,16 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 
 from smsgate import __version__, errors
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+# soft_wrap: a message is one line even in a pipe (rich would wrap it at 80 columns).
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
 
 app = typer.Typer(
     name="smsgate",
@@ -58,7 +58,7 @@ def _register() -> None:
 
     cli_client.register(app)
     try:  # the server's commands need the `server` extra; the client's do not
-        from smsgate import cli_admin, cli_policy, cli_serve
+        from smsgate import cli_admin, cli_mo, cli_policy, cli_serve
     except ImportError as missing:
         if (missing.name or "").startswith("smsgate"):
             raise  # our own bug, not a missing extra
@@ -70,32 +70,48 @@ def _register() -> None:
     cli_serve.register(app)
     cli_admin.register(app)
     cli_policy.register(app)
+    cli_mo.register(app)
 
 
 def main() -> None:
-    """Entry point: run the Typer app, turning every known failure into one line."""
+    """Entry point: run the Typer app, turning every known failure into one line, exit 1."""
     _register()
+    usage_error, abort = _click_errors()
     try:
         code = app(standalone_mode=False)
-    except click.exceptions.Abort:
+    except usage_error as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:
+            out.print(exc.ctx.get_help(), markup=False)  # a bare group: show what it offers
+            sys.exit(0)
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        err.print(f"error: {exc.format_message()}{hint}", markup=False)
+        sys.exit(1)
+    except abort:
         err.print("aborted")
-        sys.exit(1)
-    except click.UsageError as exc:
-        exc.show()
-        sys.exit(1)
-    except click.ClickException as exc:
-        exc.show()
         sys.exit(1)
     except errors.SmsgateError as exc:
         err.print(f"error: {exc}")
         sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
     except Exception as exc:  # a database that is down, a disk that is full...
         if _is_database_error(exc):
-            err.print(f"error: the database is not reachable or not usable: {exc}".splitlines()[0])
+            first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            err.print(f"error: the database is not reachable or not usable: {first_line}")
             err.print("check --data-dir / SMSGATE_DATABASE_URL and that the database is running")
             sys.exit(1)
         raise
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _click_errors() -> tuple[type[Any], type[Any]]:
+    """Typer's usage error and abort: recent Typer vendors click as `typer._click`."""
+    try:
+        from typer._click.exceptions import UsageError
+    except ImportError:
+        from click.exceptions import UsageError  # type: ignore[assignment]  # older Typer
+    return UsageError, typer.Abort
 
 
 def _is_database_error(exc: Exception) -> bool:

@@ -121,7 +121,7 @@ def account_list() -> None:
     """All accounts, one line each."""
     with admin() as (svc, _):
         infos = svc.accounts()
-    table = Table("username", "status", "balance", "sent", "expires", "ext code", "MO URL")
+    table = Table("username", "status", "balance", "sent", "expiry", "ext code", "MO URL")
     for info in infos:
         a = info.account
         table.add_row(
@@ -212,7 +212,7 @@ def _describe(info: AccountInfo) -> list[tuple[str, str]]:
     return [
         ("username", a.username),
         ("status", _status(info)),
-        ("expires", _when(a.expires_at)),
+        ("expiry", _when(a.expires_at)),
         ("balance", str(info.balance)),
         ("sent", str(info.sent)),
         ("allowlist", ", ".join(str(n) for n in a.allowlist) or "any address"),

@@ -46,6 +46,11 @@ def serve(
     if port is not None:
         os.environ["SMSGATE_PORT"] = str(port)
     settings = Settings()
+    if workers > 1 and settings.database_url is None and settings.run_worker:
+        raise errors.InvalidInput(
+            "on SQLite one process dispatches: use `--workers N --no-worker` plus one "
+            "`smsgate worker`, or PostgreSQL (SMSGATE_DATABASE_URL) to scale out"
+        )
     gateway = _open(settings)  # migrates a fresh database before any worker starts
     demo_lines = _ensure_demo(gateway) if demo else []
     gateway.close()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -23,6 +24,8 @@ from smsgate.core.messages import (
     Outgoing,
     SubmitResult,
 )
+from smsgate.core.push_policy import CircuitState
+from smsgate.core.states import PushState
 
 
 class Clock(Protocol):
@@ -131,7 +134,7 @@ class MessageQueue(Protocol):
     def mark_in_flight_unknown(
         self, claimed_before: datetime, now: datetime, exclude_node: str | None = None
     ) -> int: ...
-    def apply_report(self, report: DeliveryReport) -> bool: ...
+    def apply_reports(self, reports: Sequence[DeliveryReport]) -> list[bool]: ...
 
 
 class Claimed(Protocol):
@@ -144,9 +147,10 @@ class Claimed(Protocol):
 
 
 class DeliverySink(Protocol):
-    """Where a carrier reports back: delivery reports now, replies (MO) later."""
+    """Where a carrier reports back: delivery reports and user replies (MO)."""
 
     async def delivery_report(self, report: DeliveryReport) -> None: ...
+    async def incoming(self, reply: IncomingReply) -> None: ...
 
 
 class Carrier(Protocol):
@@ -162,3 +166,162 @@ class Carrier(Protocol):
 class MessageReader(Protocol):
     def messages(self, f: MessageFilter) -> list[Message]: ...
     def message(self, message_id: int) -> Message | None: ...
+
+
+# -- replies (MO) and their push --------------------------------------------------------
+# The records below are the vocabulary of these ports, shared by the services and the store.
+
+CircuitRule = Callable[[CircuitState, Sequence[datetime], datetime], CircuitState]
+"""The circuit after a failure: given the account's circuit, its recorded failure times and
+the latest of them (the moment the circuit is evaluated at)."""
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingReply:
+    """A user reply as a carrier hands it over (the simulator now, SMPP's deliver_sm next)."""
+
+    carrier: str
+    phone: str  # the sender, as the carrier wrote it
+    dest: str | None  # the destination address: service number + extended code
+    content: str
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewReply:
+    """What intake stores: the reply, whom it was matched to and how, whether it opted out."""
+
+    carrier: str
+    phone: str
+    dest: str | None
+    content: str
+    received_at: datetime
+    account_id: int | None
+    matched_by: str | None  # "ext_code", "recent", or None when unmatched
+    optout: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyRecord:
+    """A stored reply and where its push is, as the API, the CLI and the console show it."""
+
+    id: int
+    account: str | None
+    phone: str
+    dest: str | None
+    content: str
+    carrier: str
+    matched_by: str | None
+    optout: bool
+    received_at: datetime
+    push_state: PushState | None  # None: unmatched, nothing to push
+    attempts: int  # in the current series
+    series: int  # 1, then +1 per re-push
+    next_at: datetime | None
+    last_error: str | None
+    done_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyFilter:
+    account_id: int | None = None
+    unmatched: bool = False
+    phone: str | None = None
+    state: PushState | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    before_id: int | None = None  # cursor: replies older than this id
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class PushAttempt:
+    """One GET to an account's URL and what came back (status None: no answer)."""
+
+    mo_id: int
+    account_id: int
+    series: int
+    attempt: int  # 1-based within the series
+    started_at: datetime
+    at: datetime  # when the outcome was known; the circuit counts failures by it
+    ok: bool
+    status: int | None
+    body: str | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedPush:
+    """A due push taken by one worker, with what it needs to make the attempt."""
+
+    mo_id: int
+    account_id: int
+    url: str | None  # the account's URL now (None: it has none)
+    phone: str
+    content: str
+    series: int
+    attempts: int  # already made in this series
+    first_attempt_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class PushOutcome:
+    """Where a push goes after an attempt: pending again (with ``next_at``) or final."""
+
+    state: PushState
+    attempts: int
+    first_attempt_at: datetime
+    next_at: datetime | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One attempt to store, with the push's next step and, for a failure, the circuit."""
+
+    attempt: PushAttempt
+    outcome: PushOutcome
+    circuit: CircuitRule | None  # None for a success: it never changes the circuit
+    failures_since: datetime | None = None  # the start of the circuit's failure window
+
+
+class InboundStore(Protocol):
+    """Reply intake and what operators and accounts read about replies."""
+
+    def account_by_ext_code(self, ext: str) -> int | None: ...
+    def last_sender(self, phone: str, since: datetime) -> int | None: ...
+    def add_reply(self, reply: NewReply) -> int: ...
+    def replies(self, f: ReplyFilter) -> list[ReplyRecord]: ...
+    def reply(self, mo_id: int) -> ReplyRecord | None: ...
+    def attempts(self, mo_id: int) -> list[PushAttempt]: ...
+    def repush(self, mo_id: int, now: datetime) -> bool: ...
+    def paused_accounts(self, now: datetime) -> list[tuple[str, datetime]]: ...
+
+
+class PushQueue(Protocol):
+    """The push worker's view of the store."""
+
+    def claim_pushes(
+        self,
+        node: str,
+        limit: int,
+        now: datetime,
+        lease_before: datetime,
+        busy: Mapping[int, int] | None = None,
+        per_account: int | None = None,
+    ) -> list[ClaimedPush]: ...
+    def record_attempts(
+        self, node: str, records: Sequence[AttemptRecord]
+    ) -> list[CircuitState | None]: ...
+    def settle_without_url(self, node: str, mo_id: int, now: datetime) -> None: ...
+    def release_claims(self, node: str | None = None, exclude_node: str | None = None) -> int: ...
+
+
+class Pusher(Protocol):
+    """Delivers one reply to a URL: ``GET <url>?m=&c=``."""
+
+    async def push(self, url: str, phone: str, content: str) -> tuple[int | None, str | None]:
+        """(HTTP status, body), or (None, None) on a timeout or connection error."""
+        ...
+
+    async def close(self) -> None: ...

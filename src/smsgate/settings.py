@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from smsgate.core.push_policy import PushSchedule
 
 DEFAULT_DATA_DIR = Path("smsgate-data")
 DEFAULT_PORT = 8080
@@ -102,6 +105,47 @@ class Settings(BaseSettings):
         "", description="Simulator: numbers ending so are refused at submit (refunded)."
     )
 
+    # -- replies (MO push); fractions of minutes are allowed, so tests can shorten them --
+    push_retry_minutes: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [1.0, 3.0, 10.0],
+        description="Retries of a failed reply push, in minutes after the first attempt "
+        "(comma list in the environment: 1,3,10).",
+    )
+    push_pause_after_failures: int = Field(
+        10, ge=1, description="Failed pushes within the window that pause an account's pushes."
+    )
+    push_failure_window_minutes: float = Field(
+        60.0, gt=0, description="The window in which failed pushes are counted."
+    )
+    push_pause_minutes: float = Field(
+        60.0, gt=0, description="How long an account's pushes pause after too many failures."
+    )
+    push_timeout_seconds: float = Field(
+        5.0, gt=0, description="Time allowed for one push (connect, send, answer)."
+    )
+    push_concurrency: int = Field(32, ge=1, description="Pushes in flight per worker process.")
+    push_concurrency_per_account: int = Field(
+        4, ge=1, description="Of which at most this many to one account (a slow URL waits alone)."
+    )
+    service_number: str = Field(
+        "",
+        description="The number replies are sent to; what follows it in a reply's destination "
+        "address is the account's extended code. Unset: the whole address is the code.",
+    )
+
+    @field_validator("push_retry_minutes", mode="before")
+    @classmethod
+    def _split_minutes(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("push_retry_minutes")
+    @classmethod
+    def _increasing(cls, value: list[float]) -> list[float]:
+        PushSchedule.from_minutes(value)  # the policy's own rule: positive, increasing
+        return value
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _split_csv(cls, value: Any) -> Any:
@@ -123,6 +167,16 @@ class Settings(BaseSettings):
         if toml_file is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
+
+    @property
+    def push_schedule(self) -> PushSchedule:
+        """The reply push timings as the policy in core takes them."""
+        return PushSchedule.from_minutes(
+            self.push_retry_minutes,
+            self.push_pause_after_failures,
+            self.push_failure_window_minutes,
+            self.push_pause_minutes,
+        )
 
     @property
     def sqlalchemy_url(self) -> str:

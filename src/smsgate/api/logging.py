@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import unquote_plus
 
-_SECRET = re.compile(r"([?&]p=)[^&\s\"]*")
+_PARAM = re.compile(r"([?&])([^=&\s\"]*)=([^&\s\"]*)")
+SECRET_NAMES = frozenset({"p"})
+
+
+def redact(text: str) -> str:
+    """Mask the value of every parameter whose name decodes to a secret one (`%70` is `p`)."""
+
+    def mask(match: re.Match[str]) -> str:
+        if unquote_plus(match.group(2)).strip() in SECRET_NAMES:
+            return f"{match.group(1)}{match.group(2)}=***"
+        return match.group(0)
+
+    return _PARAM.sub(mask, text)
 
 
 class RedactSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(
-                _SECRET.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args
-            )
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
         return True
 
 

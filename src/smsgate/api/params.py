@@ -68,7 +68,27 @@ async def read_params(request: Request) -> dict[str, str]:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type in FORM_TYPES:
             params.update(parse_urlencoded(await _read_body(request)))
+        elif content_type == "multipart/form-data":  # PHP's curl with an array of fields
+            params.update(await _read_multipart(request))
     return params
+
+
+async def _read_multipart(request: Request) -> dict[str, str]:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise errors.Rejected(errors.PARAMS_INCOMPLETE, "request body too large")
+    try:
+        form = await request.form(max_files=0, max_fields=100, max_part_size=MAX_BODY_BYTES)
+    except Exception:  # malformed multipart, a file upload, too many parts
+        raise errors.Rejected(errors.PARAMS_INCOMPLETE, "unreadable multipart body") from None
+    values: dict[str, str] = {}
+    for key, value in form.multi_items():
+        if not isinstance(value, str):
+            raise errors.Rejected(errors.PARAMS_INCOMPLETE, f"{key!r} is a file")
+        if key in values and values[key] != value:
+            raise errors.Rejected(errors.PARAMS_INCOMPLETE, f"parameter {key!r} given twice")
+        values[key] = value
+    return values
 
 
 async def _read_body(request: Request) -> bytes:

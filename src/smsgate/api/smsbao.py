@@ -46,7 +46,7 @@ async def authenticate(deps: SmsbaoDeps, request: Request, params: dict[str, str
 
 
 def require(params: dict[str, str], *names: str) -> None:
-    missing = [n for n in names if not params.get(n)]
+    missing = [n for n in names if not params.get(n, "").strip()]
     if missing:
         raise errors.Rejected(errors.PARAMS_INCOMPLETE, f"missing {', '.join(missing)}")
 

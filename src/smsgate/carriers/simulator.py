@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 
 from smsgate.core.messages import DeliveryReport, Outgoing, SubmitResult
 from smsgate.core.states import MessageState
-from smsgate.ports import DeliverySink
+from smsgate.ports import DeliverySink, IncomingReply
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +56,12 @@ class SimulatorCarrier:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    async def inject_reply(self, phone: str, content: str, dest: str | None = None) -> None:
+        """A user reply, handed to the sink as an SMSC's MO would be (console, tests)."""
+        if self._sink is None:
+            raise RuntimeError("the simulator is not started")
+        await self._sink.incoming(IncomingReply(self.name, phone, dest, content, datetime.now(UTC)))
 
     async def submit(self, batch: Sequence[Outgoing]) -> list[SubmitResult]:
         return [self._submit_one(message) for message in batch]

@@ -12,18 +12,19 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
 from starlette.concurrency import run_in_threadpool
 
 from smsgate.core.messages import DeliveryReport, Outgoing, SubmitResult
-from smsgate.ports import Carrier, Clock, MessageQueue
+from smsgate.ports import Carrier, Clock, IncomingReply, MessageQueue
 
 log = logging.getLogger(__name__)
 
-REPORT_RETRY_DELAYS = (0.1, 0.3, 1.0, 3.0)
+REPORT_RETRY_DELAYS = (0.1, 0.3, 1.0, 3.0)  # for a report whose submit is not stored yet
+REPORT_BATCH = 500
 CARRIER_DOWN_RETRY = 5.0  # seconds before a batch a carrier could not take is tried again
 
 
@@ -44,13 +45,18 @@ class Dispatcher:
         carriers: Mapping[str, Carrier],
         clock: Clock,
         settings: DispatchSettings,
+        replies: Callable[[IncomingReply], Awaitable[object]] | None = None,
     ) -> None:
         self._queue = queue
         self._carriers = carriers
         self._clock = clock
         self._settings = settings
+        self._replies = replies  # reply (MO) intake: services/inbound, wired by app.py
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._recorded = asyncio.Event()  # clear while a round's submits are being recorded
+        self._recorded.set()
+        self._reports: asyncio.Queue[tuple[DeliveryReport, int]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
 
     def wake(self) -> None:
         """Called after a commit: there is work now, do not wait for the next poll."""
@@ -58,23 +64,58 @@ class Dispatcher:
 
     async def start(self) -> None:
         await self._recover()
+        self._tasks = [
+            asyncio.create_task(self._apply_reports_forever(), name="delivery-reports"),
+            asyncio.create_task(self._run(), name="dispatcher"),
+        ]
         for carrier in self._carriers.values():
             await carrier.start(self)
-        self._task = asyncio.create_task(self._run(), name="dispatcher")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         for carrier in self._carriers.values():
             await carrier.stop()
 
     async def delivery_report(self, report: DeliveryReport) -> None:
-        if not await run_in_threadpool(self._queue.apply_report, report):
+        """Queue a report; they are applied in batches, one transaction each."""
+        self._reports.put_nowait((report, 0))
+
+    async def _apply_reports_forever(self) -> None:
+        while True:
+            batch = [await self._reports.get()]
+            while len(batch) < REPORT_BATCH and not self._reports.empty():
+                batch.append(self._reports.get_nowait())
+            # A report can overtake the record of its own submit (an SMSC may send the
+            # receipt before the batch's answers are stored): let a round finish first.
+            await self._recorded.wait()
+            try:
+                settled = await run_in_threadpool(self._queue.apply_reports, [r for r, _ in batch])
+            except Exception:
+                log.exception("could not store %d delivery report(s); retrying", len(batch))
+                settled = [False] * len(batch)
+            for (report, tries), ok in zip(batch, settled, strict=True):
+                if not ok:
+                    self._retry_report(report, tries)
+
+    def _retry_report(self, report: DeliveryReport, tries: int) -> None:
+        if tries >= len(REPORT_RETRY_DELAYS):
             log.info(
                 "delivery report for unknown or settled %s/%s", report.carrier, report.carrier_ref
             )
+            return
+        asyncio.get_running_loop().call_later(
+            REPORT_RETRY_DELAYS[tries], self._reports.put_nowait, (report, tries + 1)
+        )
+
+    async def incoming(self, reply: IncomingReply) -> None:
+        """A carrier received a user reply: hand it to reply intake."""
+        if self._replies is None:
+            log.error("reply from %s via %s dropped: no reply intake", reply.phone, reply.carrier)
+            return
+        await self._replies(reply)
 
     async def _recover(self) -> None:
         now = self._clock.now()
@@ -117,9 +158,15 @@ class Dispatcher:
         groups: defaultdict[str, list[Outgoing]] = defaultdict(list)
         for item in claimed:
             groups[item.carrier].append(item.message)
-        answers = await asyncio.gather(*(self._submit(name, msgs) for name, msgs in groups.items()))
-        results = [result for group in answers for result in group]
-        await run_in_threadpool(self._queue.record_submits, results, self._clock.now())
+        self._recorded.clear()
+        try:
+            answers = await asyncio.gather(
+                *(self._submit(name, msgs) for name, msgs in groups.items())
+            )
+            results = [result for group in answers for result in group]
+            await run_in_threadpool(self._queue.record_submits, results, self._clock.now())
+        finally:
+            self._recorded.set()
         return True
 
     async def _submit(self, name: str, batch: Sequence[Outgoing]) -> list[SubmitResult]:

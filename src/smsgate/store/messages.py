@@ -44,26 +44,31 @@ class SqlMessageStore:
 
     # -- accept: one transaction for many requests (the group commit) ------------------
 
-    def write_charges(self, charges: Sequence[Charge]) -> list[int | None]:
+    def write_charges(self, charges: Sequence[Charge]) -> list[int | Exception | None]:
         """Debit, batch, messages and outbox rows for each charge, all in one transaction.
 
-        Returns the batch id per charge, or None where that account's balance was too
-        low (its debit is conditional, so it fails alone). If the transaction itself
-        fails, each charge is retried in a transaction of its own, so that one bad
-        request cannot fail its neighbours; what still fails raises.
+        Returns per charge the batch id, None where that account's balance was too low
+        (its debit is conditional, so it fails alone), or the exception that kept it
+        from being written. If the group transaction fails, each charge is retried in a
+        transaction of its own, so one bad request cannot fail its neighbours, and a
+        neighbour that did commit is reported as committed.
         """
         try:
             with self.engine.begin() as conn:
                 return [self._write_one(conn, c) for c in charges]
-        except sa.exc.DBAPIError:
+        except sa.exc.DBAPIError as exc:
             if len(charges) == 1:
-                raise
+                return [_detached(exc)]
             log.exception("group commit of %d requests failed; retrying one by one", len(charges))
-        results: list[int | None] = []
-        for charge in charges:
+        return [self._write_alone(charge) for charge in charges]
+
+    def _write_alone(self, charge: Charge) -> int | Exception | None:
+        try:
             with self.engine.begin() as conn:
-                results.append(self._write_one(conn, charge))
-        return results
+                return self._write_one(conn, charge)
+        except sa.exc.DBAPIError as exc:
+            log.exception("send request of account %d could not be written", charge.account_id)
+            return _detached(exc)
 
     def _write_one(self, conn: sa.Connection, charge: Charge) -> int | None:
         if not move_balance(conn, charge.account_id, -charge.cost, LedgerKind.CHARGE):
@@ -172,11 +177,24 @@ class SqlMessageStore:
                     self._fail_unsent(conn, result.message_id, S.FAILED, result.error, now)
 
     def _submitted(self, conn: sa.Connection, result: SubmitResult, now: datetime) -> None:
-        conn.execute(
-            t.messages.update()
-            .where(t.messages.c.id == result.message_id, t.messages.c.state == S.ACCEPTED.value)
+        m = t.messages
+        moved = conn.execute(
+            m.update()
+            .where(m.c.id == result.message_id, m.c.state == S.ACCEPTED.value)
             .values(state=S.SUBMITTED.value, carrier_ref=result.carrier_ref, submitted_at=now)
         )
+        if moved.rowcount == 0:
+            # Reaped as `unknown` while this (slow) submit was out: keep it unknown, but
+            # keep the carrier's reference so that its delivery report can settle it.
+            conn.execute(
+                m.update()
+                .where(
+                    m.c.id == result.message_id,
+                    m.c.state == S.UNKNOWN.value,
+                    m.c.carrier_ref.is_(None),
+                )
+                .values(carrier_ref=result.carrier_ref, submitted_at=now)
+            )
         conn.execute(t.outbox.delete().where(t.outbox.c.message_id == result.message_id))
 
     def _fail_unsent(
@@ -245,18 +263,28 @@ class SqlMessageStore:
         return len(ids)
 
     def apply_report(self, report: DeliveryReport) -> bool:
-        """A delivery report settles a submitted (or unknown) message; duplicates are ignored."""
+        return self.apply_reports([report])[0]
+
+    def apply_reports(self, reports: Sequence[DeliveryReport]) -> list[bool]:
+        """Delivery reports settle submitted (or unknown) messages, many per transaction.
+
+        True per report that settled a message; a duplicate or an unknown reference is False.
+        """
+        m = t.messages
         with self.engine.begin() as conn:
-            changed = conn.execute(
-                t.messages.update()
-                .where(
-                    t.messages.c.carrier == report.carrier,
-                    t.messages.c.carrier_ref == report.carrier_ref,
-                    t.messages.c.state.in_([S.SUBMITTED.value, S.UNKNOWN.value]),
-                )
-                .values(state=report.state.value, error=report.error, done_at=report.at)
-            )
-        return changed.rowcount > 0
+            return [
+                conn.execute(
+                    m.update()
+                    .where(
+                        m.c.carrier == r.carrier,
+                        m.c.carrier_ref == r.carrier_ref,
+                        m.c.state.in_([S.SUBMITTED.value, S.UNKNOWN.value]),
+                    )
+                    .values(state=r.state.value, error=r.error, done_at=r.at)
+                ).rowcount
+                > 0
+                for r in reports
+            ]
 
     # -- reading ----------------------------------------------------------------------
 
@@ -301,6 +329,12 @@ class SqlMessageStore:
                 .order_by(m.c.id)
             ).all()
         return [(int(r[0]), r[1], r[2], r[3]) for r in rows]
+
+
+def _detached(exc: Exception) -> Exception:
+    """The error without its traceback: it is handed to another task, and its frames
+    would keep the failed transaction's connection alive."""
+    return exc.with_traceback(None)
 
 
 def _message_select() -> sa.Select[tuple[object, ...]]:

@@ -274,3 +274,72 @@ outbox = sa.Table(
     sa.Column("claimed_at", UTCDateTime(), nullable=True),
     sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
 )
+
+# -- replies (MO) and their push -------------------------------------------------------
+
+# One user reply as a carrier handed it over. account_id is NULL while unmatched: the
+# reply is kept (and shown to operators) even when no account can be found for it.
+mo = sa.Table(
+    "mo",
+    metadata,
+    _id(),
+    sa.Column("account_id", BigId, sa.ForeignKey("accounts.id"), nullable=True),
+    sa.Column("phone", sa.String(20), nullable=False),
+    sa.Column("dest", sa.String(32), nullable=True),  # service number + extended code
+    sa.Column("content", sa.Text(), nullable=False),
+    sa.Column("carrier", sa.String(64), nullable=False),
+    sa.Column("matched_by", sa.String(16), nullable=True),
+    sa.Column("optout", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("received_at", UTCDateTime(), nullable=False),
+    sa.Index(None, "account_id", "id"),
+    sa.Index(None, "received_at"),
+    sa.CheckConstraint("matched_by IN ('ext_code', 'recent')", name="matched_by_known"),
+)
+
+# The push of one matched reply: written with the mo row, before anything is attempted.
+# A re-push starts a new series (attempts back to 0); earlier attempts stay as rows.
+pushes = sa.Table(
+    "pushes",
+    metadata,
+    sa.Column("mo_id", BigId, sa.ForeignKey("mo.id"), primary_key=True, autoincrement=False),
+    _account_fk(cascade=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("series", sa.Integer(), nullable=False, server_default="1"),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),  # in this series
+    sa.Column("first_attempt_at", UTCDateTime(), nullable=True),  # retries count from it
+    sa.Column("next_at", UTCDateTime(), nullable=False),
+    sa.Column("claimed_by", sa.String(40), nullable=True),
+    sa.Column("claimed_at", UTCDateTime(), nullable=True),
+    sa.Column("last_error", sa.String(200), nullable=True),
+    sa.Column("done_at", UTCDateTime(), nullable=True),
+    sa.Index(None, "state", "next_at"),
+    sa.Index(None, "account_id"),
+    sa.CheckConstraint("state IN ('pending', 'succeeded', 'failed')", name="state_known"),
+)
+
+# Every attempt, kept: the history operators read, and the failures the circuit counts.
+push_attempts = sa.Table(
+    "push_attempts",
+    metadata,
+    _id(),
+    sa.Column("mo_id", BigId, sa.ForeignKey("mo.id"), nullable=False, index=True),
+    _account_fk(cascade=False),
+    sa.Column("series", sa.Integer(), nullable=False),
+    sa.Column("attempt", sa.Integer(), nullable=False),  # 1-based, within the series
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),  # when the outcome was known
+    sa.Column("ok", sa.Boolean(), nullable=False),
+    sa.Column("status", sa.Integer(), nullable=True),  # NULL: timeout or connection error
+    sa.Column("body", sa.String(200), nullable=True),
+    sa.Column("error", sa.String(200), nullable=True),
+    sa.Index(None, "account_id", "at"),
+)
+
+# The per-account circuit (core.push_policy.CircuitState), saved after each failure.
+push_circuit = sa.Table(
+    "push_circuit",
+    metadata,
+    _account_fk(primary_key=True),
+    sa.Column("paused_until", UTCDateTime(), nullable=True),
+    sa.Column("counted_since", UTCDateTime(), nullable=True),
+)

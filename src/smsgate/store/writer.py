@@ -81,5 +81,9 @@ class GroupCommitWriter:
                     future.set_exception(exc)
             return
         for (_, future), result in zip(batch, results, strict=True):
-            if not future.done():  # the caller may have gone away; the commit stands
+            if future.done():  # the caller went away; what was committed stands
+                continue
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
                 future.set_result(result)

@@ -1,0 +1,1 @@
+"""Pushers: how a user reply reaches an account's URL (the ``Pusher`` port)."""
