@@ -34,10 +34,11 @@ def parse_urlencoded(raw: bytes) -> dict[str, str]:
     return values
 
 
-# Double-encoded content: once decoded, it is still escapes (at least one of a non-ASCII
-# byte, as Chinese content always has) and every `%` belongs to an escape.
-_PLAIN_OR_ESCAPE = r"(?:[^%]|%[0-9A-Fa-f]{2})*"
-_STILL_ENCODED = re.compile(f"^{_PLAIN_OR_ESCAPE}%[89A-Fa-f][0-9A-Fa-f]{_PLAIN_OR_ESCAPE}$")
+# Double-encoded content: once decoded, it is still nothing but ASCII and escapes (at
+# least one of a non-ASCII byte, as Chinese content always has), every `%` in an escape.
+# Text with any non-ASCII character was decoded already: a link in it stays as sent.
+_ASCII_OR_ESCAPE = r"(?:[\x00-\x24\x26-\x7f]|%[0-9A-Fa-f]{2})*"
+_STILL_ENCODED = re.compile(f"^{_ASCII_OR_ESCAPE}%[89A-Fa-f][0-9A-Fa-f]{_ASCII_OR_ESCAPE}$")
 
 
 def decode_content(c: str) -> str:

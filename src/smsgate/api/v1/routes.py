@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -191,3 +192,14 @@ def install(app: FastAPI, deps: SmsbaoDeps, store: AccountStore, messages: Messa
         return error_response(exc)
 
     app.add_exception_handler(errors.SmsgateError, handle)
+
+    async def invalid(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}"
+            for e in exc.errors()
+        )
+        body = ErrorBody(code="invalid_request", message="Invalid request", detail=detail)
+        return JSONResponse(body.model_dump(), status_code=422)
+
+    app.add_exception_handler(RequestValidationError, invalid)
