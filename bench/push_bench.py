@@ -1,7 +1,8 @@
 """Reply-push benchmark: a real `smsgate serve` process pushing a backlog of replies to a
 fast local receiver, loopback only.
 
-For each push concurrency (SMSGATE_PUSH_CONCURRENCY) in --concurrency:
+For each receiver latency (--latency-ms: 0 answers at once, 50 is a typical web app) and
+each push concurrency (SMSGATE_PUSH_CONCURRENCY) in --concurrency:
 
 1. with no server running, N replies are stored through the inbound service (as
    `smsgate simulate reply` does: one transaction each, reply + push row), spread over
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import multiprocessing as mp
 import os
 import secrets
@@ -41,13 +43,14 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 
-from smsgate.app import Gateway
+from smsgate.gateway import Gateway
 from smsgate.ports import IncomingReply
 from smsgate.settings import Settings
 from smsgate.store import tables as t
 
 READY_TIMEOUT = 30.0
 ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n\r\n0"
+EXT_CODES = itertools.count(100)
 CONTENT = "回复 TD? 好的 😀 & = + % \n"
 
 
@@ -61,9 +64,14 @@ def free_port() -> int:
 
 
 def receive_forever(
-    port: int, count: Synchronized[int], first: Synchronized[float], last: Synchronized[float]
+    port: int,
+    latency: float,
+    count: Synchronized[int],
+    first: Synchronized[float],
+    last: Synchronized[float],
 ) -> None:
-    """Answer `0` to every request on keep-alive connections; count and timestamp them."""
+    """Answer `0` to every request on keep-alive connections, ``latency`` seconds later
+    (without blocking other connections); count and timestamp the requests."""
 
     class Push(asyncio.Protocol):
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -80,18 +88,23 @@ def receive_forever(
                         first.value = now
                     count.value += 1
                     last.value = now
-                self.transport.write(ANSWER)  # type: ignore[attr-defined]
+                if latency:
+                    loop.call_later(latency, self.transport.write, ANSWER)  # type: ignore[attr-defined]
+                else:
+                    self.transport.write(ANSWER)  # type: ignore[attr-defined]
+
+    loop = asyncio.new_event_loop()
 
     async def serve() -> None:
-        loop = asyncio.get_running_loop()
         server = await loop.create_server(Push, "127.0.0.1", port, backlog=1024)
         await server.serve_forever()
 
-    asyncio.run(serve())
+    loop.run_until_complete(serve())
 
 
 class Receiver:
-    def __init__(self) -> None:
+    def __init__(self, latency: float = 0.0) -> None:
+        self.latency = latency
         self.port = free_port()
         ctx = mp.get_context("spawn")
         self.count = ctx.Value("q", 0)
@@ -99,7 +112,7 @@ class Receiver:
         self.last = ctx.Value("d", 0.0)
         self.proc = ctx.Process(
             target=receive_forever,
-            args=(self.port, self.count, self.first, self.last),
+            args=(self.port, latency, self.count, self.first, self.last),
             daemon=True,
         )
 
@@ -168,7 +181,7 @@ class Server:
 def setup_accounts(gateway: Gateway, receiver: Receiver, accounts: int) -> list[str]:
     codes = []
     for index in range(accounts):
-        name, code = f"bench{index}_{uuid.uuid4().hex[:4]}", str(100 + index)
+        name, code = f"bench{index}_{uuid.uuid4().hex[:4]}", str(next(EXT_CODES))
         gateway.admin.create_account(name, secrets.token_urlsafe(12))
         url = f"http://127.0.0.1:{receiver.port}/mo?account={index}"
         gateway.admin.configure(name, mo_url=url, ext_code=code)
@@ -222,6 +235,7 @@ def scenario(
     rate = (got - 1) / span if got > 1 and span > 0 else 0.0
     left = pending(gateway)
     return [
+        f"{receiver.latency * 1000:.0f}",
         str(args.replies),
         str(args.accounts),
         str(concurrency),
@@ -251,8 +265,6 @@ def scratch_postgres(url: str) -> Iterator[str]:
 def run(args: argparse.Namespace) -> list[list[str]]:
     rows = []
     data_dir = Path(tempfile.mkdtemp(prefix="smsgate-pushbench-"))
-    receiver = Receiver()
-    receiver.start()
     try:
         with contextlib.ExitStack() as stack:
             db = (
@@ -262,12 +274,16 @@ def run(args: argparse.Namespace) -> list[list[str]]:
             )
             gateway = Gateway.open(Settings(data_dir=data_dir, database_url=db))
             stack.callback(gateway.close)
-            codes = setup_accounts(gateway, receiver, args.accounts)
-            for concurrency in args.concurrency:
-                rows.append(scenario(args, data_dir, db, gateway, receiver, codes, concurrency))
-                print(" | ".join(rows[-1]), file=sys.stderr)
+            for latency_ms in args.latency_ms:
+                receiver = Receiver(latency_ms / 1000)
+                receiver.start()
+                stack.callback(receiver.stop)
+                codes = setup_accounts(gateway, receiver, args.accounts)
+                for concurrency in args.concurrency:
+                    row = scenario(args, data_dir, db, gateway, receiver, codes, concurrency)
+                    rows.append(row)
+                    print(" | ".join(row), file=sys.stderr)
     finally:
-        receiver.stop()
         if not args.keep:
             shutil.rmtree(data_dir, ignore_errors=True)
         else:
@@ -277,6 +293,7 @@ def run(args: argparse.Namespace) -> list[list[str]]:
 
 def table(rows: list[list[str]]) -> str:
     head = [
+        "receiver latency ms",
         "replies",
         "accounts",
         "push concurrency",
@@ -295,6 +312,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--replies", type=int, default=3000, help="replies per scenario")
     parser.add_argument("--accounts", type=int, default=16)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 32, 64])
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        nargs="+",
+        default=[0, 50],
+        help="how long the receiver takes to answer (0: at once)",
+    )
     parser.add_argument(
         "--database-url",
         help="PostgreSQL server URL; a scratch database is created there and dropped afterwards",

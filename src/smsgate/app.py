@@ -1,4 +1,6 @@
-"""The composition root: the only module that knows every concrete class."""
+"""The composition root of a server or worker process: the ASGI app and the long-running
+parts. Together with `gateway.py` (the database side, which the CLI opens without loading
+the web stack), the only place that knows every concrete class."""
 
 from __future__ import annotations
 
@@ -28,66 +30,22 @@ from smsgate.clock import SystemClock
 from smsgate.core.accounts import parse_cidr
 from smsgate.core.frequency import FrequencyLimits
 from smsgate.counters.memory import MemoryCounters, MemoryFrequencyState
+from smsgate.gateway import Gateway
 from smsgate.ports import IncomingReply
 from smsgate.pushers.http import HttpPusher
 from smsgate.services.accept import AcceptService
-from smsgate.services.admin import AdminService
 from smsgate.services.auth import Authenticator, LoginLimits
 from smsgate.services.dispatch import Dispatcher, DispatchSettings
 from smsgate.services.frequency import FrequencyGuard
 from smsgate.services.inbound import InboundService
-from smsgate.services.policy_admin import PolicyAdmin
 from smsgate.services.push import PushSettings, PushWorker
 from smsgate.services.query import QueryService
 from smsgate.services.snapshot import SnapshotHolder
 from smsgate.settings import Settings
-from smsgate.store.accounts import SqlAccountStore
-from smsgate.store.db import create_engine, migrate, pending_migrations
-from smsgate.store.inbound import SqlInboundStore
-from smsgate.store.messages import SqlMessageStore
-from smsgate.store.policy import SqlPolicyStore
 from smsgate.store.push_queue import SqlPushQueue
 from smsgate.store.writer import GroupCommitWriter
 
 log = logging.getLogger("smsgate")
-
-
-@dataclass
-class Gateway:
-    """The database side of one process: stores and the operator services."""
-
-    settings: Settings
-    engine: sa.Engine
-    store: SqlAccountStore
-    policy: SqlPolicyStore
-    messages: SqlMessageStore
-    admin: AdminService
-    policy_admin: PolicyAdmin
-    replies: SqlInboundStore
-    inbound: InboundService
-
-    @classmethod
-    def open(cls, settings: Settings, *, migrate_schema: bool = True) -> Gateway:
-        engine = create_engine(settings.sqlalchemy_url)
-        if migrate_schema and pending_migrations(engine):
-            migrate(engine)
-        store, policy = SqlAccountStore(engine), SqlPolicyStore(engine)
-        replies = SqlInboundStore(engine)
-        clock = SystemClock()
-        return cls(
-            settings,
-            engine,
-            store,
-            policy,
-            SqlMessageStore(engine),
-            AdminService(store, clock),
-            PolicyAdmin(policy, clock),
-            replies,
-            InboundService(replies, clock, settings.service_number),
-        )
-
-    def close(self) -> None:
-        self.engine.dispose()
 
 
 @dataclass
@@ -239,7 +197,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> ASGIApp:
     )
     app.router.routes.extend(smsbao.routes(deps))
     v1.install(app, deps, gw.store, gw.messages)
-    v1_replies.install(app, deps, gw.inbound, runtime.wake_pushes)
+    v1_replies.install(app, deps, gw.inbound, runtime.wake_pushes, simulator=settings.simulator_api)
     app.add_route("/healthz", _healthz(gw.engine), methods=["GET"], include_in_schema=False)
     app.add_route("/", _home, methods=["GET"], include_in_schema=False)
     return AbsoluteFormMiddleware(app)

@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
 
 @contextmanager
 def admin() -> Iterator[tuple[AdminService, PolicyAdmin]]:
-    from smsgate.app import Gateway
+    from smsgate.gateway import Gateway
 
     gateway = Gateway.open(Settings())
     try:

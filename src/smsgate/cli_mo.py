@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
 @contextmanager
 def inbound(account: str | None = None) -> Iterator[tuple[InboundService, int | None]]:
     """The reply service on the configured database, and ``account``'s id if given."""
-    from smsgate.app import Gateway
+    from smsgate.gateway import Gateway
 
     gateway = Gateway.open(Settings())
     try:

@@ -132,7 +132,7 @@ def messages(
     limit: Annotated[int, typer.Option(min=1, max=10000)] = 20,
 ) -> None:
     """Messages, newest first, with their state (accepted, submitted, delivered, ...)."""
-    from smsgate.app import Gateway
+    from smsgate.gateway import Gateway
 
     gateway = Gateway.open(Settings())
     try:

@@ -96,7 +96,7 @@ def config_sample() -> None:
 
 
 def _open(settings: Settings):  # type: ignore[no-untyped-def]
-    from smsgate.app import Gateway
+    from smsgate.gateway import Gateway
 
     return Gateway.open(settings)
 

@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, description="Shared counters for a cluster (optional).")
     host: str = Field("127.0.0.1", description="Address `smsgate serve` listens on.")
     port: int = Field(DEFAULT_PORT, description="Port `smsgate serve` listens on.")
-    trusted_proxies: list[str] = Field(
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="CIDRs of reverse proxies whose X-Forwarded-For is believed.",
     )
@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     )
     claim_lease_seconds: float = Field(
         120.0, gt=0, description="A claim older than this belongs to a dead worker (cluster)."
+    )
+    simulator_api: bool = Field(
+        True, description="Offer POST /v1/simulator/replies (turn off with real carriers)."
     )
     simulator_delay_seconds: float = Field(
         0.5, ge=0, description="Simulator: time from submit to delivery report."

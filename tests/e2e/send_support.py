@@ -230,7 +230,7 @@ class Provisioner:
     """Creates accounts with the CLI's own admin service, in this process (see top)."""
 
     def __init__(self, server: ServerProcess) -> None:
-        from smsgate.app import Gateway
+        from smsgate.gateway import Gateway
         from smsgate.settings import Settings
 
         self.server = server

@@ -17,7 +17,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from smsgate.app import Gateway
+from smsgate.gateway import Gateway
 from smsgate.settings import Settings
 from smsgate.store import tables as t
 from tests.e2e.conftest import Account, ServerProcess, unique_name
@@ -256,6 +256,30 @@ def test_every_kind_of_receiver_on_the_smsbao_schedule(
     until(lambda: push_state(server, b, ids["b"]) == "succeeded", 3, "re-pushed by the CLI")
     until(lambda: push_state(server, w, ids["w"]) == "succeeded", 3, "re-pushed by the API")
     assert push(server, b, ids["b"])["series"] == 2
+    check_the_json_api(server, g, h, ids["w"])
+
+
+def check_the_json_api(server: ServerProcess, g: Account, h: Account, not_gs: int) -> None:
+    """List, filters, cursor, and the errors, for `g` (two replies, both pushed)."""
+    with api(server, g) as client:
+        first = client.get("/v1/replies", params={"limit": 1}).json()
+        assert first["items"][0]["content"] == "TD"  # newest first
+        rest = client.get("/v1/replies", params={"limit": 1, "cursor": first["next_cursor"]})
+        assert [r["content"] for r in rest.json()["items"]] == [TRICKY]
+        assert rest.json()["next_cursor"] is None
+        by = {
+            f"{k}={v}": len(client.get("/v1/replies", params={k: v}).json()["items"])
+            for k, v in (("state", "succeeded"), ("state", "failed"), ("phone", PHONE))
+        }
+        assert by == {"state=succeeded": 2, "state=failed": 0, f"phone={PHONE}": 2}
+        assert client.get(f"/v1/replies/{not_gs}").status_code == 404  # another account's
+        bad = client.post("/v1/simulator/replies", json={"phone": "nope", "content": "x"})
+        assert (bad.status_code, bad.json()["code"]) == (422, "invalidinput")
+    assert httpx.get(f"{server.url}/v1/replies").status_code == 401
+    busy = inject(server, h)  # h's URL hangs: the push stays pending for the timeout
+    with api(server, h) as client:
+        conflict = client.post(f"/v1/replies/{busy}/repush")
+    assert (conflict.status_code, conflict.json()["code"]) == (409, "conflict")
 
 
 # -- the circuit --------------------------------------------------------------------------

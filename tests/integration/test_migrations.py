@@ -20,3 +20,12 @@ def test_migrate_is_idempotent(engine: sa.Engine) -> None:
     assert not pending_migrations(engine)
     migrate(engine)
     assert not pending_migrations(engine)
+
+
+def test_head_revision_constant_is_alembics_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    from smsgate.store.db import HEAD_REVISION, alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert head == HEAD_REVISION

@@ -5,16 +5,15 @@ phone user would send it, for development against the simulator.
 """
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from smsgate import errors
-from smsgate.api.params import client_ip
 from smsgate.api.smsbao import SmsbaoDeps
+from smsgate.api.v1.paging import as_utc, bearer_account, cursor_id
 from smsgate.api.v1.routes import ErrorBody
 from smsgate.core.accounts import Account
 from smsgate.core.states import PushState
@@ -105,15 +104,12 @@ class SimulatedReply(BaseModel):
     content: str = Field(min_length=1, max_length=2000)
 
 
-def router(deps: SmsbaoDeps, inbound: InboundService, wake: Callable[[], None]) -> APIRouter:
+def router(
+    deps: SmsbaoDeps, inbound: InboundService, wake: Callable[[], None], *, simulator: bool
+) -> APIRouter:
     api = APIRouter(prefix="/v1", responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}})
 
-    async def current_account(request: Request) -> Account:
-        scheme, _, key = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
-            raise errors.Rejected(errors.BAD_CREDENTIALS, "send Authorization: Bearer <ApiKey>")
-        return deps.auth.authenticate_api_key(key.strip(), client_ip(request, deps.trusted_proxies))
-
+    current_account = bearer_account(deps)
     Caller = Annotated[Account, Depends(current_account)]
 
     @api.get("/replies", response_model=ReplyPage, summary="The caller's replies, newest first")
@@ -130,9 +126,9 @@ def router(deps: SmsbaoDeps, inbound: InboundService, wake: Callable[[], None]) 
             account_id=account.id,
             phone=phone,
             state=state,
-            since=_utc(since),
-            until=_utc(until),
-            before_id=_cursor(cursor),
+            since=as_utc(since),
+            until=as_utc(until),
+            before_id=cursor_id(cursor),
             limit=limit + 1,
         )
         found = await run_in_threadpool(inbound.replies, f)
@@ -161,6 +157,9 @@ def router(deps: SmsbaoDeps, inbound: InboundService, wake: Callable[[], None]) 
         wake()
         return ReplyOut.of(found)
 
+    if not simulator:
+        return api
+
     @api.post(
         "/simulator/replies",
         response_model=ReplyOut,
@@ -179,23 +178,13 @@ def router(deps: SmsbaoDeps, inbound: InboundService, wake: Callable[[], None]) 
     return api
 
 
-def _cursor(cursor: str | None) -> int | None:
-    if cursor is None:
-        return None
-    if not cursor.isdigit():
-        raise errors.InvalidInput("cursor: pass the next_cursor of the previous page")
-    return int(cursor)
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    """Times without a zone are read as UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
-
-
 def install(
-    app: FastAPI, deps: SmsbaoDeps, inbound: InboundService, wake: Callable[[], None]
+    app: FastAPI,
+    deps: SmsbaoDeps,
+    inbound: InboundService,
+    wake: Callable[[], None],
+    *,
+    simulator: bool,
 ) -> None:
     """Add the routes; errors are rendered by the handler `routes.install` registers."""
-    app.include_router(router(deps, inbound, wake))
+    app.include_router(router(deps, inbound, wake, simulator=simulator))

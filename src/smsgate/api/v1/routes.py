@@ -3,8 +3,7 @@
 Authentication is ``Authorization: Bearer <ApiKey>``; the key names the account.
 """
 
-
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
@@ -14,8 +13,8 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from smsgate import errors
-from smsgate.api.params import client_ip
 from smsgate.api.smsbao import SmsbaoDeps
+from smsgate.api.v1.paging import as_utc, bearer_account, cursor_id
 from smsgate.core.accounts import Account
 from smsgate.core.messages import Message, MessageFilter
 from smsgate.core.states import MessageState
@@ -102,13 +101,7 @@ class MessagePage(BaseModel):
 def router(deps: SmsbaoDeps, store: AccountStore, messages: MessageReader) -> APIRouter:
     api = APIRouter(prefix="/v1", responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}})
 
-    async def current_account(request: Request) -> Account:
-        scheme, _, key = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
-            raise errors.Rejected(errors.BAD_CREDENTIALS, "send Authorization: Bearer <ApiKey>")
-        ip = client_ip(request, deps.trusted_proxies)
-        return deps.auth.authenticate_api_key(key.strip(), ip)
-
+    current_account = bearer_account(deps)
     Caller = Annotated[Account, Depends(current_account)]
 
     @api.get("/account", response_model=AccountOut, summary="The calling account")
@@ -138,7 +131,7 @@ def router(deps: SmsbaoDeps, store: AccountStore, messages: MessageReader) -> AP
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         cursor: Annotated[str | None, Query(description="From the previous page")] = None,
     ) -> MessagePage:
-        before_id = _cursor(cursor)
+        before_id = cursor_id(cursor)
         found = await run_in_threadpool(
             messages.messages,
             MessageFilter(
@@ -146,8 +139,8 @@ def router(deps: SmsbaoDeps, store: AccountStore, messages: MessageReader) -> AP
                 phone=phone,
                 state=state,
                 batch_id=batch,
-                since=_aware(since),
-                until=_aware(until),
+                since=as_utc(since),
+                until=as_utc(until),
                 before_id=before_id,
                 limit=limit + 1,
             ),
@@ -167,21 +160,6 @@ def router(deps: SmsbaoDeps, store: AccountStore, messages: MessageReader) -> AP
         return MessageOut.of(found)
 
     return api
-
-
-def _cursor(cursor: str | None) -> int | None:
-    if cursor is None:
-        return None
-    if not cursor.isdigit():
-        raise errors.InvalidInput("cursor: pass the next_cursor of the previous page")
-    return int(cursor)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    """Times without a zone are read as UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
 
 
 def install(app: FastAPI, deps: SmsbaoDeps, store: AccountStore, messages: MessageReader) -> None:

@@ -1,0 +1,60 @@
+"""The database side of smsgate, composed: stores and the operator services.
+
+The CLI's admin commands open a Gateway and nothing else, so they start without
+importing the web stack; `app.py` builds the server and workers on top of one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from smsgate.clock import SystemClock
+from smsgate.services.admin import AdminService
+from smsgate.services.inbound import InboundService
+from smsgate.services.policy_admin import PolicyAdmin
+from smsgate.settings import Settings
+from smsgate.store.accounts import SqlAccountStore
+from smsgate.store.db import create_engine, migrate, pending_migrations
+from smsgate.store.inbound import SqlInboundStore
+from smsgate.store.messages import SqlMessageStore
+from smsgate.store.policy import SqlPolicyStore
+
+
+@dataclass
+class Gateway:
+    """The database side of one process: stores and the operator services."""
+
+    settings: Settings
+    engine: sa.Engine
+    store: SqlAccountStore
+    policy: SqlPolicyStore
+    messages: SqlMessageStore
+    admin: AdminService
+    policy_admin: PolicyAdmin
+    replies: SqlInboundStore
+    inbound: InboundService
+
+    @classmethod
+    def open(cls, settings: Settings, *, migrate_schema: bool = True) -> Gateway:
+        engine = create_engine(settings.sqlalchemy_url)
+        if migrate_schema and pending_migrations(engine):
+            migrate(engine)
+        store, policy = SqlAccountStore(engine), SqlPolicyStore(engine)
+        replies = SqlInboundStore(engine)
+        clock = SystemClock()
+        return cls(
+            settings,
+            engine,
+            store,
+            policy,
+            SqlMessageStore(engine),
+            AdminService(store, clock),
+            PolicyAdmin(policy, clock),
+            replies,
+            InboundService(replies, clock, settings.service_number),
+        )
+
+    def close(self) -> None:
+        self.engine.dispose()
