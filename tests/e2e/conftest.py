@@ -44,7 +44,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
@@ -570,3 +570,58 @@ def spawn_server(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Se
     finally:
         for proc in spawned:
             proc.close()
+
+
+# -- shared by the send and SDK tests (helpers in send_support.py) ------------------------
+# A module overrides `pool_balance` or `number_avoid` to change what these hand out.
+
+
+@pytest.fixture(scope="module")
+def provisioner(shared_server: ServerProcess) -> Iterator[Any]:
+    from tests.e2e.send_support import Provisioner
+
+    provisioner = Provisioner(shared_server)
+    yield provisioner
+    provisioner.close()
+
+
+@pytest.fixture(scope="module")
+def pool_balance() -> int:
+    return 1000
+
+
+@pytest.fixture(scope="module")
+def pool(provisioner: Any, pool_balance: int) -> Iterator[Any]:
+    from tests.e2e.send_support import Pool
+
+    pool = Pool(provisioner, balance=pool_balance)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def acct(pool: Any) -> Account:
+    """An account of this test's own, with the signature 【短信宝】."""
+    account: Account = pool.take()
+    return account
+
+
+@pytest.fixture(scope="module")
+def number_avoid() -> tuple[str, ...]:
+    """Suffixes a module's ordinary numbers must not end in (the simulator's knobs)."""
+    return ()
+
+
+@pytest.fixture(scope="module")
+def numbers(number_avoid: tuple[str, ...]) -> Any:
+    from tests.e2e.send_support import Numbers
+
+    return Numbers(avoid=number_avoid)
+
+
+@pytest.fixture(scope="module")
+def gate(shared_server: ServerProcess) -> Iterator[Any]:
+    from tests.e2e.send_support import Gate
+
+    with httpx.Client(timeout=10, trust_env=False) as client:
+        yield Gate(shared_server, client)

@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -51,18 +51,6 @@ DONE = "Done: {accepted} accepted, {failed} failed, {unknown} unknown, {not_trie
 def shared_server_env() -> dict[str, str]:
     # per-number caps lifted; balance queries once a minute, as SMSBao
     return {**SEND_ENV, "SMSGATE_QUERY_INTERVAL_SECONDS": "60"}
-
-
-@pytest.fixture(scope="module")
-def provisioner(shared_server: ServerProcess) -> Iterator[Provisioner]:
-    provisioner = Provisioner(shared_server)
-    yield provisioner
-    provisioner.close()
-
-
-@pytest.fixture(scope="module")
-def numbers() -> Numbers:
-    return Numbers()
 
 
 def error_line(row: errors.ErrorCode) -> str:

@@ -102,22 +102,8 @@ def shared_server_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def provisioner(shared_server: ServerProcess) -> Iterator[Provisioner]:
-    provisioner = Provisioner(shared_server)
-    yield provisioner
-    provisioner.close()
-
-
-@pytest.fixture(scope="module")
-def pool(provisioner: Provisioner) -> Iterator[Pool]:
-    pool = Pool(provisioner, balance=1000)
-    yield pool
-    pool.close()
-
-
-@pytest.fixture(scope="module")
-def numbers() -> Numbers:
-    return Numbers(avoid=(FAIL_SUFFIX,))
+def number_avoid() -> tuple[str, ...]:
+    return (FAIL_SUFFIX,)
 
 
 @pytest.fixture(params=KINDS)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -56,40 +56,9 @@ def shared_server_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def provisioner(shared_server: ServerProcess) -> Iterator[Provisioner]:
-    provisioner = Provisioner(shared_server)
-    yield provisioner
-    provisioner.close()
-
-
-@pytest.fixture(scope="module")
-def pool(provisioner: Provisioner) -> Iterator[Pool]:
-    pool = Pool(provisioner, balance=1000)
-    yield pool
-    pool.close()
-
-
-@pytest.fixture
-def acct(pool: Pool) -> Account:
-    """An account of this test's own: balance 1000, signature 【短信宝】."""
-    return pool.take()
-
-
-@pytest.fixture(scope="module")
 def steady(pool: Pool) -> Account:
     """A module account that only ever gets refused requests (balance 1000)."""
     return pool.take()
-
-
-@pytest.fixture(scope="module")
-def gate(shared_server: ServerProcess) -> Iterator[Gate]:
-    with httpx.Client(timeout=10, trust_env=False) as client:
-        yield Gate(shared_server, client)
-
-
-@pytest.fixture(scope="module")
-def numbers() -> Numbers:
-    return Numbers()
 
 
 @pytest.fixture(scope="module")

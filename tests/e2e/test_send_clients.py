@@ -14,7 +14,6 @@ import re
 import shutil
 import subprocess
 import urllib.request
-from collections.abc import Iterator
 from urllib.parse import urlencode
 
 import httpx
@@ -25,8 +24,6 @@ from tests.e2e.send_support import (
     SEND_ENV,
     TEXT,
     Numbers,
-    Pool,
-    Provisioner,
     books,
     content,
     raw_socket,
@@ -46,27 +43,8 @@ def shared_server_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def provisioner(shared_server: ServerProcess) -> Iterator[Provisioner]:
-    provisioner = Provisioner(shared_server)
-    yield provisioner
-    provisioner.close()
-
-
-@pytest.fixture(scope="module")
-def pool(provisioner: Provisioner) -> Iterator[Pool]:
-    pool = Pool(provisioner, balance=100)
-    yield pool
-    pool.close()
-
-
-@pytest.fixture
-def acct(pool: Pool) -> Account:
-    return pool.take()
-
-
-@pytest.fixture(scope="module")
-def numbers() -> Numbers:
-    return Numbers()
+def pool_balance() -> int:
+    return 100
 
 
 @pytest.fixture

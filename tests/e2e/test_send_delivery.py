@@ -9,7 +9,6 @@ ApiKey) and `smsgate messages`; money through the database and /query.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -48,33 +47,8 @@ def shared_server_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def provisioner(shared_server: ServerProcess) -> Iterator[Provisioner]:
-    provisioner = Provisioner(shared_server)
-    yield provisioner
-    provisioner.close()
-
-
-@pytest.fixture(scope="module")
-def pool(provisioner: Provisioner) -> Iterator[Pool]:
-    pool = Pool(provisioner, balance=1000)
-    yield pool
-    pool.close()
-
-
-@pytest.fixture
-def acct(pool: Pool) -> Account:
-    return pool.take()
-
-
-@pytest.fixture(scope="module")
-def gate(shared_server: ServerProcess) -> Iterator[Gate]:
-    with httpx.Client(timeout=10, trust_env=False) as client:
-        yield Gate(shared_server, client)
-
-
-@pytest.fixture(scope="module")
-def numbers() -> Numbers:
-    return Numbers(avoid=(FAIL, REJECT, THROTTLE))
+def number_avoid() -> tuple[str, ...]:
+    return (FAIL, REJECT, THROTTLE)
 
 
 def when(value: str | None) -> datetime:
