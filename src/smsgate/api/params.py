@@ -75,9 +75,7 @@ async def read_params(request: Request) -> dict[str, str]:
 
 
 async def _read_multipart(request: Request) -> dict[str, str]:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise errors.Rejected(errors.PARAMS_INCOMPLETE, "request body too large")
+    _refuse_declared_oversize(request)
     try:
         form = await request.form(max_files=0, max_fields=100, max_part_size=MAX_BODY_BYTES)
     except Exception:  # malformed multipart, a file upload, too many parts
@@ -92,10 +90,14 @@ async def _read_multipart(request: Request) -> dict[str, str]:
     return values
 
 
-async def _read_body(request: Request) -> bytes:
+def _refuse_declared_oversize(request: Request) -> None:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise errors.Rejected(errors.PARAMS_INCOMPLETE, "request body too large")
+
+
+async def _read_body(request: Request) -> bytes:
+    _refuse_declared_oversize(request)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk

@@ -36,10 +36,9 @@ def text(body: str) -> Response:
     return Response(body, media_type=TEXT)
 
 
-async def authenticate(deps: SmsbaoDeps, request: Request, params: dict[str, str]) -> Account:
+async def authenticate(deps: SmsbaoDeps, ip: str, params: dict[str, str]) -> Account:
     """Account, credentials, status and IP checks; argon2 runs off the event loop."""
     u, p = params["u"], params["p"]
-    ip = client_ip(request, deps.trusted_proxies)
     if deps.auth.is_fast(u, p):
         return deps.auth.authenticate(u, p, ip)
     return await run_in_threadpool(deps.auth.authenticate, u, p, ip)
@@ -69,7 +68,7 @@ def endpoint(deps: SmsbaoDeps, handler: Handler) -> Callable[[Request], Awaitabl
 
 async def query(deps: SmsbaoDeps, request: Request, params: dict[str, str]) -> str:
     require(params, "u", "p")
-    account = await authenticate(deps, request, params)
+    account = await authenticate(deps, client_ip(request, deps.trusted_proxies), params)
     balance = await run_in_threadpool(deps.query.balance, account)
     return f"0\n{balance.sent},{balance.remaining}"
 
@@ -77,13 +76,14 @@ async def query(deps: SmsbaoDeps, request: Request, params: dict[str, str]) -> s
 def sender(kind: Kind) -> Handler:
     async def send(deps: SmsbaoDeps, request: Request, params: dict[str, str]) -> str:
         require(params, "u", "p", "m", "c")
-        account = await authenticate(deps, request, params)
+        ip = client_ip(request, deps.trusted_proxies)
+        account = await authenticate(deps, ip, params)
         send_request = SendRequest(
             kind=kind,
             product=params.get("g", ""),
             phones=params["m"],
             content=decode_content(params["c"]),
-            client_ip=client_ip(request, deps.trusted_proxies),
+            client_ip=ip,
         )
         await deps.accept.accept(account, send_request)
         return "0"

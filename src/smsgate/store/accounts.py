@@ -43,8 +43,16 @@ class SqlAccountStore:
             return int(conn.execute(sa.select(t.config_rev.c.rev)).scalar_one())
 
     def load_accounts(self) -> list[Account]:
+        return [account for account, _ in self._load(sa.true())]
+
+    def _load(self, where: sa.ColumnElement[bool]) -> list[tuple[Account, sa.RowMapping]]:
+        """Accounts with their keys, allowlists, signatures and grants, and their raw rows."""
         with reading(self.engine) as conn:
-            rows = conn.execute(sa.select(t.accounts)).mappings().all()
+            rows = (
+                conn.execute(sa.select(t.accounts).where(where).order_by(t.accounts.c.username))
+                .mappings()
+                .all()
+            )
             keys = _group(
                 conn,
                 sa.select(t.api_keys.c.account_id, t.api_keys.c.key_hash).where(
@@ -57,7 +65,12 @@ class SqlAccountStore:
                 conn, sa.select(t.account_products.c.account_id, t.account_products.c.product_id)
             )
         return [
-            _account(row, keys[row["id"]], cidrs[row["id"]], sigs[row["id"]], grants[row["id"]])
+            (
+                _account(
+                    row, keys[row["id"]], cidrs[row["id"]], sigs[row["id"]], grants[row["id"]]
+                ),
+                row,
+            )
             for row in rows
         ]
 
@@ -100,18 +113,8 @@ class SqlAccountStore:
         return self._infos(sa.true())
 
     def _infos(self, where: sa.ColumnElement[bool]) -> list[AccountInfo]:
-        accounts = {a.id: a for a in self.load_accounts()}
+        accounts = self._load(where)
         with reading(self.engine) as conn:
-            rows = conn.execute(
-                sa.select(
-                    t.accounts.c.id,
-                    t.accounts.c.balance,
-                    t.accounts.c.sent,
-                    t.accounts.c.created_at,
-                )
-                .where(where)
-                .order_by(t.accounts.c.username)
-            ).all()
             hints = _group(
                 conn,
                 sa.select(t.api_keys.c.account_id, t.api_keys.c.hint).where(
@@ -120,13 +123,13 @@ class SqlAccountStore:
             )
         return [
             AccountInfo(
-                accounts[r.id],
-                int(r.balance),
-                int(r.sent),
-                r.created_at,
-                tuple(sorted(hints[r.id])),
+                account,
+                int(row["balance"]),
+                int(row["sent"]),
+                row["created_at"],
+                tuple(sorted(hints[account.id])),
             )
-            for r in rows
+            for account, row in accounts
         ]
 
     def update_account(
