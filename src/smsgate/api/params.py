@@ -12,6 +12,7 @@ import re
 from urllib.parse import unquote_to_bytes
 
 from starlette.requests import Request
+from starlette.types import Receive, Scope
 
 from smsgate import errors
 from smsgate.core.accounts import IPNetwork, ip_allowed
@@ -62,22 +63,31 @@ def _decode(raw: bytes) -> str:
         raise errors.Rejected(errors.PARAMS_INCOMPLETE, "parameters must be UTF-8") from None
 
 
-async def read_params(request: Request) -> dict[str, str]:
-    """The merged parameters of a GET or POST request."""
-    params = parse_urlencoded(request.scope.get("query_string", b""))
-    if request.method == "POST":
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+async def read_params(scope: Scope, receive: Receive) -> dict[str, str]:
+    """The merged parameters of a GET or POST request (the body's value wins)."""
+    params = parse_urlencoded(scope.get("query_string", b""))
+    if scope["method"] == "POST":
+        content_type = _header(scope, b"content-type").split(";")[0].strip().lower()
         if content_type in FORM_TYPES:
-            params.update(parse_urlencoded(await _read_body(request)))
+            params.update(parse_urlencoded(await _read_body(scope, receive)))
         elif content_type == "multipart/form-data":  # PHP's curl with an array of fields
-            params.update(await _read_multipart(request))
+            params.update(await _read_multipart(scope, receive))
     return params
 
 
-async def _read_multipart(request: Request) -> dict[str, str]:
-    _refuse_declared_oversize(request)
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return ""
+
+
+async def _read_multipart(scope: Scope, receive: Receive) -> dict[str, str]:
+    _refuse_declared_oversize(scope)
     try:
-        form = await request.form(max_files=0, max_fields=100, max_part_size=MAX_BODY_BYTES)
+        form = await Request(scope, receive).form(
+            max_files=0, max_fields=100, max_part_size=MAX_BODY_BYTES
+        )
     except Exception:  # malformed multipart, a file upload, too many parts
         raise errors.Rejected(errors.PARAMS_INCOMPLETE, "unreadable multipart body") from None
     values: dict[str, str] = {}
@@ -90,28 +100,33 @@ async def _read_multipart(request: Request) -> dict[str, str]:
     return values
 
 
-def _refuse_declared_oversize(request: Request) -> None:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+def _refuse_declared_oversize(scope: Scope) -> None:
+    declared = _header(scope, b"content-length")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise errors.Rejected(errors.PARAMS_INCOMPLETE, "request body too large")
 
 
-async def _read_body(request: Request) -> bytes:
-    _refuse_declared_oversize(request)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
+async def _read_body(scope: Scope, receive: Receive) -> bytes:
+    _refuse_declared_oversize(scope)
+    body = b""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise errors.Rejected(errors.PARAMS_INCOMPLETE, "the client went away")
+        body += bytes(message.get("body", b""))
         if len(body) > MAX_BODY_BYTES:
             raise errors.Rejected(errors.PARAMS_INCOMPLETE, "request body too large")
-    return bytes(body)
+        if not message.get("more_body", False):
+            return body
 
 
-def client_ip(request: Request, trusted_proxies: tuple[IPNetwork, ...]) -> str:
+def client_ip(scope: Scope, trusted_proxies: tuple[IPNetwork, ...]) -> str:
     """The caller's address; X-Forwarded-For is believed only from a trusted proxy."""
-    peer = request.client.host if request.client else ""
+    client = scope.get("client")
+    peer = str(client[0]) if client else ""
     if not trusted_proxies or not ip_allowed(trusted_proxies, peer):
         return peer
-    forwarded = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",")]
+    forwarded = [h.strip() for h in _header(scope, b"x-forwarded-for").split(",")]
     # Walk from the nearest hop outwards and stop at the first address we do not trust.
     for hop in reversed([h for h in forwarded if h]):
         if not ip_allowed(trusted_proxies, hop):

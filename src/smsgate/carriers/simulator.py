@@ -64,9 +64,17 @@ class SimulatorCarrier:
         await self._sink.incoming(IncomingReply(self.name, phone, dest, content, datetime.now(UTC)))
 
     async def submit(self, batch: Sequence[Outgoing]) -> list[SubmitResult]:
-        return [self._submit_one(message) for message in batch]
+        reports: list[tuple[str, MessageState, str | None]] = []
+        results = [self._submit_one(message, reports) for message in batch]
+        if reports:  # one timer for the batch, not a task per message
+            task = asyncio.create_task(self._report_later(reports))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+        return results
 
-    def _submit_one(self, message: Outgoing) -> SubmitResult:
+    def _submit_one(
+        self, message: Outgoing, reports: list[tuple[str, MessageState, str | None]]
+    ) -> SubmitResult:
         c = self._config
         if _ends(message.phone, c.reject_suffix):
             return SubmitResult(message.id, error="simulator: submit rejected (reject_suffix)")
@@ -76,7 +84,7 @@ class SimulatorCarrier:
         self._throttled.discard(message.id)
         ref = uuid.uuid4().hex
         if not _ends(message.phone, c.stall_suffix):
-            self._schedule_report(ref, self._outcome(message))
+            reports.append((ref, *self._outcome(message)))
         return SubmitResult(message.id, carrier_ref=ref)
 
     def _outcome(self, message: Outgoing) -> tuple[MessageState, str | None]:
@@ -86,16 +94,13 @@ class SimulatorCarrier:
             return MessageState.UNDELIVERED, "simulator: random failure"
         return MessageState.DELIVERED, None
 
-    def _schedule_report(self, ref: str, outcome: tuple[MessageState, str | None]) -> None:
-        task = asyncio.create_task(self._report_later(ref, *outcome))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-
-    async def _report_later(self, ref: str, state: MessageState, error: str | None) -> None:
+    async def _report_later(self, reports: list[tuple[str, MessageState, str | None]]) -> None:
         await asyncio.sleep(self._config.delay_seconds)
-        if self._sink is not None:
-            report = DeliveryReport(self.name, ref, state, error, datetime.now(UTC))
-            await self._sink.delivery_report(report)
+        if self._sink is None:
+            return
+        at = datetime.now(UTC)
+        for ref, state, error in reports:
+            await self._sink.delivery_report(DeliveryReport(self.name, ref, state, error, at))
 
 
 def _ends(phone: str, suffix: str) -> bool:

@@ -35,7 +35,10 @@ __all__ = [
     "PushState",
     "can_transition",
     "is_terminal",
+    "refund_sources",
     "refundable",
+    "report_sources",
+    "sources",
     "transition",
 ]
 
@@ -86,6 +89,10 @@ TERMINAL_STATES: Final[frozenset[MessageState]] = frozenset(
 )
 """States nothing can follow: derived from the table so the two cannot disagree."""
 
+# A carrier has (or may have) the message and has not said how it ended: the states a
+# delivery report can settle. `accepted` is not one: nothing was handed over yet.
+_WITH_CARRIER: Final[frozenset[MessageState]] = frozenset({_S.SUBMITTED, _S.UNKNOWN})
+
 # Only a message that never reached the carrier is given its money back: once
 # submitted, the carrier has charged us whatever happens to the message.
 _REFUNDED_MOVES: Final[frozenset[tuple[MessageState, MessageState]]] = frozenset(
@@ -131,3 +138,30 @@ def refundable(before: MessageState, after: MessageState) -> bool:
     Anything after submission, including ``unknown -> failed``, is not either.
     """
     return (before, after) in _REFUNDED_MOVES
+
+
+def sources(target: MessageState) -> frozenset[MessageState]:
+    """Every state that may move to ``target``: the guard a store puts on its update.
+
+    Stores write ``WHERE state IN sources(target)`` instead of naming states, so that a
+    new state or transition is one edit of :data:`ALLOWED_TRANSITIONS`.
+    """
+    return _SOURCES[target]
+
+
+def report_sources(target: MessageState) -> frozenset[MessageState]:
+    """The states a carrier's delivery report saying ``target`` may settle."""
+    return _SOURCES[target] & _WITH_CARRIER
+
+
+def refund_sources(target: MessageState) -> frozenset[MessageState]:
+    """The states whose move to ``target`` gives the units back (see :func:`refundable`)."""
+    return frozenset(s for s in _SOURCES[target] if refundable(s, target))
+
+
+_SOURCES: Final[MappingProxyType[MessageState, frozenset[MessageState]]] = MappingProxyType(
+    {
+        target: frozenset(s for s, targets in ALLOWED_TRANSITIONS.items() if target in targets)
+        for target in MessageState
+    }
+)

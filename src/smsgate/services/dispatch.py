@@ -16,8 +16,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from starlette.concurrency import run_in_threadpool
-
 from smsgate.core.messages import DeliveryReport, Outgoing, SubmitResult
 from smsgate.ports import Carrier, Clock, IncomingReply, MessageQueue
 
@@ -92,7 +90,7 @@ class Dispatcher:
             # receipt before the batch's answers are stored): let a round finish first.
             await self._recorded.wait()
             try:
-                settled = await run_in_threadpool(self._queue.apply_reports, [r for r, _ in batch])
+                settled = await asyncio.to_thread(self._queue.apply_reports, [r for r, _ in batch])
             except Exception:
                 log.exception("could not store %d delivery report(s); retrying", len(batch))
                 settled = [False] * len(batch)
@@ -120,7 +118,7 @@ class Dispatcher:
     async def _recover(self) -> None:
         now = self._clock.now()
         if self._settings.single_node:
-            await run_in_threadpool(
+            await asyncio.to_thread(
                 self._queue.mark_in_flight_unknown, now, now, self._settings.node
             )
         else:
@@ -128,7 +126,7 @@ class Dispatcher:
 
     async def _reap_stale_claims(self) -> None:
         now = self._clock.now()
-        await run_in_threadpool(
+        await asyncio.to_thread(
             self._queue.mark_in_flight_unknown, now - self._settings.claim_lease, now
         )
 
@@ -147,10 +145,10 @@ class Dispatcher:
     async def dispatch_once(self) -> bool:
         """One round: expire, claim, submit, record. True when it found work."""
         now = self._clock.now()
-        await run_in_threadpool(self._queue.expire, now - self._settings.validity, now)
+        await asyncio.to_thread(self._queue.expire, now - self._settings.validity, now)
         if not self._settings.single_node:
             await self._reap_stale_claims()
-        claimed = await run_in_threadpool(
+        claimed = await asyncio.to_thread(
             self._queue.claim, self._settings.node, self._settings.batch_size, now
         )
         if not claimed:
@@ -164,7 +162,7 @@ class Dispatcher:
                 *(self._submit(name, msgs) for name, msgs in groups.items())
             )
             results = [result for group in answers for result in group]
-            await run_in_threadpool(self._queue.record_submits, results, self._clock.now())
+            await asyncio.to_thread(self._queue.record_submits, results, self._clock.now())
         finally:
             self._recorded.set()
         return True

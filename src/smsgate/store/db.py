@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,6 +62,174 @@ def reading(engine: sa.Engine) -> Iterator[sa.Connection]:
     with engine.connect() as conn:
         conn.execution_options(smsgate_readonly=True)
         yield conn
+
+
+def writing(engine: sa.Engine) -> contextlib.AbstractContextManager[sa.Connection]:
+    """A write transaction: committed when the block ends, rolled back if it raises.
+
+    On PostgreSQL this is simply ``engine.begin()``: transactions run concurrently and
+    row locks keep them apart. On SQLite every write of the process goes through the
+    engine's one :class:`SerialWriter`, which shares transactions between callers.
+    """
+    if engine.dialect.name != "sqlite":
+        return engine.begin()
+    return _serial_writer(engine).transaction()
+
+
+class SerialWriter:
+    """Every write transaction of one process on one SQLite database, one at a time.
+
+    SQLite has a single write lock per database. Two connections of one process that
+    both want it do not queue: the loser sleeps in SQLite's busy handler, whose back-off
+    grows to 100 ms, so throughput collapses and latency explodes exactly under load.
+    Here writers queue on an in-process condition instead, and are *grouped*: while one
+    caller's block runs, the next callers wait; when the block ends and someone is
+    waiting, the transaction stays open and passes to them, and the last caller of the
+    group commits for all (one fsync for the lot). Each caller's block runs inside a
+    savepoint, so one caller's exception rolls back only its own work. Nobody returns
+    before the commit that carries its work; if that commit fails, every member of the
+    group gets the error.
+
+    Blocks run on their callers' threads, one after the other on one connection. They
+    must not wait for anything but the database. Re-entering from inside a block (a
+    store method calling another) nests a savepoint in the same transaction. Other
+    processes (the CLI) still meet this one at SQLite's lock, with BEGIN IMMEDIATE and
+    the busy timeout.
+    """
+
+    def __init__(self, engine: sa.Engine, max_group: int = 64) -> None:
+        self._engine = engine
+        self._max_group = max_group
+        self._cond = threading.Condition()
+        self._owner: int | None = None  # thread id of the caller whose block runs now
+        self._waiting = 0
+        self._group: _Group | None = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        me = threading.get_ident()
+        group = self._group
+        if self._owner == me and group is not None:  # re-entered from inside a block
+            with group.conn.begin_nested():
+                yield group.conn
+            return
+        group = self._enter(me)
+        # The first caller of a group has nothing of others' to protect: no savepoint.
+        savepoint = group.conn.begin_nested() if group.members > 1 else None
+        try:
+            yield group.conn
+        except BaseException as exc:
+            self._undo(group, savepoint, exc)
+            raise
+        if savepoint is not None:
+            savepoint.commit()
+        self._leave(group)
+        group.committed.wait()
+        if group.error is not None:
+            raise group.error
+
+    def _enter(self, me: int) -> _Group:
+        with self._cond:
+            self._waiting += 1
+            while self._owner is not None:
+                self._cond.wait()
+            self._waiting -= 1
+            self._owner = me
+            if self._group is None:
+                self._group = _Group(self._engine)
+            self._group.members += 1
+            return self._group
+
+    def _leave(self, group: _Group) -> None:
+        """Pass the open transaction on to a waiting caller, or commit it for all."""
+        with self._cond:
+            if self._waiting and group.members < self._max_group:
+                self._owner = None
+                self._cond.notify()
+                return
+        try:
+            group.commit()
+        finally:
+            self._close(group)
+
+    def _undo(
+        self, group: _Group, savepoint: sa.NestedTransaction | None, exc: BaseException
+    ) -> None:
+        """A caller's block raised: undo its work alone, or the whole group if it must."""
+        if savepoint is not None:
+            try:
+                savepoint.rollback()
+            except BaseException:  # the transaction itself is broken: nobody's work stands
+                pass
+            else:
+                self._leave(group)
+                return
+        group.error = GroupRolledBack(f"rolled back with another write that failed: {exc!r}")
+        try:
+            group.rollback()
+        finally:
+            self._close(group)
+
+    def _close(self, group: _Group) -> None:
+        with self._cond:
+            self._group = None
+            self._owner = None
+            self._cond.notify()
+
+
+class GroupRolledBack(RuntimeError):
+    """Work that was done, then lost with its group's transaction (told to its callers)."""
+
+
+class _Group:
+    """One open transaction and the callers whose work it carries."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.conn = engine.connect()
+        self.txn = self.conn.begin()
+        self.members = 0
+        self.error: BaseException | None = None
+        self.committed = threading.Event()
+
+    def commit(self) -> None:
+        try:
+            self.txn.commit()
+        except BaseException as exc:
+            self.error = exc.with_traceback(None)
+            self._discard()
+            raise
+        finally:
+            self.conn.close()
+            self.committed.set()
+
+    def rollback(self) -> None:
+        try:
+            self._discard()
+        finally:
+            self.conn.close()
+            self.committed.set()
+
+    def _discard(self) -> None:
+        """Roll back; a connection that cannot even do that is not given back to the pool."""
+        try:
+            self.conn.exec_driver_sql("ROLLBACK")
+        except Exception:
+            self.conn.invalidate()
+        with contextlib.suppress(Exception):
+            self.txn.rollback()
+
+
+_WRITERS: weakref.WeakKeyDictionary[sa.Engine, SerialWriter] = weakref.WeakKeyDictionary()
+_WRITERS_LOCK = threading.Lock()
+
+
+def _serial_writer(engine: sa.Engine) -> SerialWriter:
+    # One per engine, like the engine's connection pool; made on first use.
+    writer = _WRITERS.get(engine)
+    if writer is None:
+        with _WRITERS_LOCK:
+            writer = _WRITERS.setdefault(engine, SerialWriter(engine))
+    return writer
 
 
 def alembic_config(url: str) -> Config:

@@ -21,7 +21,7 @@ from smsgate.ports import (
 )
 from smsgate.store import tables as t
 from smsgate.store.accounts import record_change
-from smsgate.store.db import reading
+from smsgate.store.db import reading, writing
 
 P = PushState
 
@@ -63,7 +63,7 @@ class SqlInboundStore:
 
     def add_reply(self, reply: NewReply) -> int:
         """The reply, its push row (if matched) and its opt-out, in one transaction."""
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             mo_id = conn.execute(
                 t.mo.insert()
                 .values(
@@ -148,7 +148,7 @@ class SqlInboundStore:
     def repush(self, mo_id: int, now: datetime) -> bool:
         """Start a new series for a finished push; False if it is still pending."""
         p = t.pushes
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             changed = conn.execute(
                 p.update()
                 .where(p.c.mo_id == mo_id, p.c.state != P.PENDING.value)

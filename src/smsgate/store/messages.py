@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from smsgate.core.accounts import LedgerKind
+from smsgate.core.accounts import LedgerKind, sent_delta
 from smsgate.core.messages import (
     Charge,
     DeliveryReport,
@@ -19,14 +20,73 @@ from smsgate.core.messages import (
     Outgoing,
     SubmitResult,
 )
-from smsgate.core.states import MessageState
+from smsgate.core.states import (
+    MessageState,
+    refund_sources,
+    report_sources,
+    sources,
+)
 from smsgate.store import tables as t
-from smsgate.store.accounts import append_ledger, move_balance, post
-from smsgate.store.db import reading
+from smsgate.store.accounts import post
+from smsgate.store.db import reading, writing
 
 log = logging.getLogger(__name__)
 
 S = MessageState
+
+
+def _may_become(target: MessageState) -> sa.ColumnElement[bool]:
+    """``state`` is one that may move to ``target`` (written out, so that the statement
+    also runs with many parameter sets, which an expanding IN list does not)."""
+    return sa.or_(*(t.messages.c.state == s.value for s in sorted(sources(target))))
+
+
+# Statements built once: the group commit runs them with many parameter sets each.
+_m, _o, _a = t.messages, t.outbox, t.accounts
+_INSERT_BATCH = t.batches.insert().returning(t.batches.c.id, sort_by_parameter_order=True)
+_INSERT_MESSAGE = _m.insert()
+_INSERT_LEDGER = t.ledger.insert()
+_ENQUEUE_BATCHES = _o.insert().from_select(
+    ["message_id", "available_at"],
+    sa.select(_m.c.id, sa.bindparam("at", type_=t.UTCDateTime())).where(
+        _m.c.batch_id.in_(sa.bindparam("batch_ids", expanding=True))
+    ),
+)
+_DEBIT = (
+    _a.update()
+    .where(_a.c.id == sa.bindparam("account"), _a.c.balance >= sa.bindparam("amount"))
+    .values(
+        balance=_a.c.balance - sa.bindparam("amount"),
+        sent=_a.c.sent + sa.bindparam("sent"),
+    )
+)
+_SUBMITTED = (
+    _m.update()
+    .where(_m.c.id == sa.bindparam("msg"), _may_become(S.SUBMITTED))
+    .values(
+        state=S.SUBMITTED.value, carrier_ref=sa.bindparam("ref"), submitted_at=sa.bindparam("now")
+    )
+)
+_LATE_REF = (
+    _m.update()
+    .where(
+        _m.c.id == sa.bindparam("msg"),
+        _m.c.state == S.UNKNOWN.value,
+        _m.c.carrier_ref.is_(None),
+    )
+    .values(carrier_ref=sa.bindparam("ref"), submitted_at=sa.bindparam("now"))
+)
+_SETTLE = (
+    _m.update()
+    .where(_m.c.id == sa.bindparam("msg"), _m.c.state == sa.bindparam("old"))
+    .values(state=sa.bindparam("new"), error=sa.bindparam("reason"), done_at=sa.bindparam("at"))
+)
+_RETRY_LATER = (
+    _o.update()
+    .where(_o.c.message_id == sa.bindparam("msg"))
+    .values(claimed_by=None, claimed_at=None, available_at=sa.bindparam("due"))
+)
+_DEQUEUE = _o.delete().where(_o.c.message_id.in_(sa.bindparam("ids", expanding=True)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,14 +108,14 @@ class SqlMessageStore:
         """Debit, batch, messages and outbox rows for each charge, all in one transaction.
 
         Returns per charge the batch id, None where that account's balance was too low
-        (its debit is conditional, so it fails alone), or the exception that kept it
-        from being written. If the group transaction fails, each charge is retried in a
-        transaction of its own, so one bad request cannot fail its neighbours, and a
-        neighbour that did commit is reported as committed.
+        (checked per request, in order, so it fails alone), or the exception that kept
+        it from being written. If the batched write fails, each charge is retried alone,
+        so one bad request cannot fail its neighbours, and a neighbour that did commit
+        is reported as committed.
         """
         try:
-            with self.engine.begin() as conn:
-                return [self._write_one(conn, c) for c in charges]
+            with writing(self.engine) as conn:
+                return list(self._write_batch(conn, charges))
         except sa.exc.DBAPIError as exc:
             if len(charges) == 1:
                 return [_detached(exc)]
@@ -64,60 +124,112 @@ class SqlMessageStore:
 
     def _write_alone(self, charge: Charge) -> int | Exception | None:
         try:
-            with self.engine.begin() as conn:
-                return self._write_one(conn, charge)
+            with writing(self.engine) as conn:
+                return self._write_batch(conn, [charge])[0]
         except sa.exc.DBAPIError as exc:
             log.exception("send request of account %d could not be written", charge.account_id)
             return _detached(exc)
 
-    def _write_one(self, conn: sa.Connection, charge: Charge) -> int | None:
-        if not move_balance(conn, charge.account_id, -charge.cost, LedgerKind.CHARGE):
-            return None
-        batch_id = conn.execute(
-            t.batches.insert()
-            .values(
-                account_id=charge.account_id,
-                product_id=charge.product_id,
-                kind=charge.kind.value,
-                numbers=len(charge.phones),
-                units=charge.units,
-                cost=charge.cost,
-                client_ip=charge.client_ip[:64],
-                created_at=charge.at,
+    def _write_batch(self, conn: sa.Connection, charges: Sequence[Charge]) -> list[int | None]:
+        """One statement per table for the whole group (executemany), whatever its size."""
+        paid_at = self._debit(conn, charges)  # positions of the charges that are paid for
+        if not paid_at:
+            return [None] * len(charges)
+        paid = [charges[i] for i in paid_at]
+        batch_ids = (
+            conn.execute(
+                _INSERT_BATCH,
+                [
+                    {
+                        "account_id": c.account_id,
+                        "product_id": c.product_id,
+                        "kind": c.kind.value,
+                        "numbers": len(c.phones),
+                        "units": c.units,
+                        "cost": c.cost,
+                        "client_ip": c.client_ip[:64],
+                        "created_at": c.at,
+                    }
+                    for c in paid
+                ],
             )
-            .returning(t.batches.c.id)
-        ).scalar_one()
+            .scalars()
+            .all()
+        )
         conn.execute(
-            t.messages.insert(),
+            _INSERT_MESSAGE,
             [
                 {
                     "batch_id": batch_id,
-                    "account_id": charge.account_id,
-                    "product_id": charge.product_id,
-                    "kind": charge.kind.value,
+                    "account_id": c.account_id,
+                    "product_id": c.product_id,
+                    "kind": c.kind.value,
                     "phone": phone,
-                    "content": charge.content,
-                    "units": charge.units,
-                    "cost": charge.cost_per_message,
+                    "content": c.content,
+                    "units": c.units,
+                    "cost": c.cost_per_message,
                     "state": S.ACCEPTED.value,
-                    "carrier": charge.carrier,
-                    "created_at": charge.at,
+                    "carrier": c.carrier,
+                    "created_at": c.at,
                 }
-                for phone in charge.phones
+                for c, batch_id in zip(paid, batch_ids, strict=True)
+                for phone in c.phones
             ],
         )
         conn.execute(
-            t.outbox.insert().from_select(
-                ["message_id", "available_at"],
-                sa.select(t.messages.c.id, sa.literal(charge.at, t.UTCDateTime())).where(
-                    t.messages.c.batch_id == batch_id
-                ),
+            _ENQUEUE_BATCHES,
+            {"batch_ids": list(batch_ids), "at": min(c.at for c in paid)},
+        )
+        conn.execute(
+            _INSERT_LEDGER,
+            [
+                {
+                    "account_id": c.account_id,
+                    "delta": -c.cost,
+                    "kind": LedgerKind.CHARGE.value,
+                    "ref": f"batch:{batch_id}",
+                    "at": c.at,
+                }
+                for c, batch_id in zip(paid, batch_ids, strict=True)
+            ],
+        )
+        written: list[int | None] = [None] * len(charges)
+        for i, batch_id in zip(paid_at, batch_ids, strict=True):
+            written[i] = int(batch_id)
+        return written
+
+    def _debit(self, conn: sa.Connection, charges: Sequence[Charge]) -> list[int]:
+        """The positions of the charges the balances can pay, debited, one update per account.
+
+        Each request is checked against what its account has left after the requests
+        before it, so a `41` fails only its own request. The update stays conditional:
+        the database refuses a balance below zero even if this arithmetic were wrong.
+        """
+        accounts = sorted({c.account_id for c in charges})
+        query = sa.select(t.accounts.c.id, t.accounts.c.balance).where(
+            t.accounts.c.id.in_(accounts)
+        )
+        if self._postgres:  # other nodes debit the same rows concurrently
+            query = query.with_for_update()
+        left: dict[int, int] = {row.id: row.balance for row in conn.execute(query)}
+        totals: dict[int, int] = defaultdict(int)
+        paid = []
+        for i, charge in enumerate(charges):
+            if left.get(charge.account_id, -1) >= charge.cost:
+                left[charge.account_id] -= charge.cost
+                totals[charge.account_id] += charge.cost
+                paid.append(i)
+        if totals:
+            moved = conn.execute(
+                _DEBIT,
+                [
+                    {"account": a, "amount": amount, "sent": sent_delta(LedgerKind.CHARGE, -amount)}
+                    for a, amount in totals.items()
+                ],
             )
-        )
-        append_ledger(
-            conn, charge.account_id, -charge.cost, LedgerKind.CHARGE, f"batch:{batch_id}", charge.at
-        )
-        return int(batch_id)
+            if conn.dialect.supports_sane_multi_rowcount and moved.rowcount != len(totals):
+                raise RuntimeError("a balance changed under its row lock; nothing written")
+        return paid
 
     # -- dispatch: claim, submit results, expiry, crash recovery --------------------------
 
@@ -125,7 +237,7 @@ class SqlMessageStore:
         """Take up to ``limit`` due outbox rows for this node.
 
         PostgreSQL: concurrent dispatchers skip each other's rows (FOR UPDATE SKIP LOCKED).
-        SQLite: one writer at a time, so the claim is serialised by BEGIN IMMEDIATE.
+        SQLite: one writer at a time, so the claim is serialised by the process's writer.
         """
         due = (
             sa.select(t.outbox.c.message_id)
@@ -135,7 +247,7 @@ class SqlMessageStore:
         )
         if self._postgres:
             due = due.with_for_update(skip_locked=True)
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             ids = list(conn.execute(due).scalars())
             if not ids:
                 return []
@@ -145,97 +257,130 @@ class SqlMessageStore:
                 .values(claimed_by=node, claimed_at=now, attempts=t.outbox.c.attempts + 1)
             )
             rows = conn.execute(
-                sa.select(t.messages).where(t.messages.c.id.in_(ids)).order_by(t.messages.c.id)
-            ).mappings()
+                sa.select(
+                    t.messages.c.id,
+                    t.messages.c.phone,
+                    t.messages.c.content,
+                    t.messages.c.kind,
+                    t.messages.c.units,
+                    t.messages.c.carrier,
+                    t.messages.c.account_id,
+                    t.messages.c.created_at,
+                )
+                .where(t.messages.c.id.in_(ids))
+                .order_by(t.messages.c.id)
+            ).all()
             return [
                 Claimed(
-                    Outgoing(r["id"], r["phone"], r["content"], Kind(r["kind"]), r["units"]),
-                    r["carrier"],
-                    r["account_id"],
-                    r["created_at"],
+                    Outgoing(r.id, r.phone, r.content, Kind(r.kind), r.units),
+                    r.carrier,
+                    r.account_id,
+                    r.created_at,
                 )
                 for r in rows
             ]
 
+    def has_due(self, now: datetime) -> bool:
+        """Whether any outbox row could be claimed now (a read: no write lock)."""
+        with reading(self.engine) as conn:
+            return (
+                conn.execute(
+                    sa.select(t.outbox.c.message_id)
+                    .where(t.outbox.c.claimed_by.is_(None), t.outbox.c.available_at <= now)
+                    .limit(1)
+                ).first()
+                is not None
+            )
+
     def record_submits(self, results: Sequence[SubmitResult], now: datetime) -> None:
         """Store what the carrier answered: submitted, failed (refunded) or try later."""
-        with self.engine.begin() as conn:
-            for result in results:
-                if result.accepted:
-                    self._submitted(conn, result, now)
-                elif result.retry_after is not None:
-                    conn.execute(
-                        t.outbox.update()
-                        .where(t.outbox.c.message_id == result.message_id)
-                        .values(
-                            claimed_by=None,
-                            claimed_at=None,
-                            available_at=now + timedelta(seconds=result.retry_after),
-                        )
-                    )
-                else:
-                    self._fail_unsent(conn, result.message_id, S.FAILED, result.error, now)
-
-    def _submitted(self, conn: sa.Connection, result: SubmitResult, now: datetime) -> None:
-        m = t.messages
-        moved = conn.execute(
-            m.update()
-            .where(m.c.id == result.message_id, m.c.state == S.ACCEPTED.value)
-            .values(state=S.SUBMITTED.value, carrier_ref=result.carrier_ref, submitted_at=now)
-        )
-        if moved.rowcount == 0:
-            # Reaped as `unknown` while this (slow) submit was out: keep it unknown, but
-            # keep the carrier's reference so that its delivery report can settle it.
-            conn.execute(
-                m.update()
-                .where(
-                    m.c.id == result.message_id,
-                    m.c.state == S.UNKNOWN.value,
-                    m.c.carrier_ref.is_(None),
+        taken = [r for r in results if r.accepted]
+        later = [r for r in results if not r.accepted and r.retry_after is not None]
+        refused = [r for r in results if not r.accepted and r.retry_after is None]
+        with writing(self.engine) as conn:
+            if taken:
+                self._submitted(conn, taken, now)
+            if later:
+                conn.execute(
+                    _RETRY_LATER,
+                    [
+                        {
+                            "msg": r.message_id,
+                            "due": now + timedelta(seconds=r.retry_after or 0),
+                        }
+                        for r in later
+                    ],
                 )
-                .values(carrier_ref=result.carrier_ref, submitted_at=now)
-            )
-        conn.execute(t.outbox.delete().where(t.outbox.c.message_id == result.message_id))
+            if refused:
+                self._fail_unsent(
+                    conn,
+                    [(r.message_id, r.error or S.FAILED.value) for r in refused],
+                    S.FAILED,
+                    now,
+                )
+
+    def _submitted(self, conn: sa.Connection, taken: Sequence[SubmitResult], now: datetime) -> None:
+        refs = [{"msg": r.message_id, "ref": r.carrier_ref, "now": now} for r in taken]
+        conn.execute(_SUBMITTED, refs)
+        # A message reaped as `unknown` while its (slow) submit was out stays unknown, but
+        # keeps the carrier's reference, so that its delivery report can still settle it.
+        conn.execute(_LATE_REF, refs)
+        conn.execute(_DEQUEUE, {"ids": [r.message_id for r in taken]})
 
     def _fail_unsent(
         self,
         conn: sa.Connection,
-        message_id: int,
+        failures: Sequence[tuple[int, str]],
         state: MessageState,
-        error: str | None,
         now: datetime,
     ) -> None:
-        """A message that never reached a carrier: final state, refund, out of the queue."""
-        changed = conn.execute(
-            t.messages.update()
-            .where(t.messages.c.id == message_id, t.messages.c.state == S.ACCEPTED.value)
-            .values(state=state.value, error=(error or state.value)[:200], done_at=now)
-            .returning(t.messages.c.account_id, t.messages.c.cost)
-        ).first()
-        conn.execute(t.outbox.delete().where(t.outbox.c.message_id == message_id))
-        if changed is not None and changed.cost > 0:
-            post(
-                conn,
-                changed.account_id,
-                changed.cost,
-                LedgerKind.REFUND,
-                f"message:{message_id}",
-                now,
+        """Messages that never reached a carrier: final state, refund, out of the queue.
+
+        Which of them move is the state machine's call (core/states.py: the refundable
+        moves to ``state``); the rows are read under the write lock and updated by id.
+        """
+        ids = [message_id for message_id, _ in failures]
+        m = t.messages
+        query = sa.select(m.c.id, m.c.state, m.c.account_id, m.c.cost).where(m.c.id.in_(ids))
+        if self._postgres:
+            query = query.with_for_update()
+        rows = {r.id: r for r in conn.execute(query)}
+        reasons = dict(failures)
+        never_sent = refund_sources(state)  # accepted: a carrier never had it
+        moves = [r for r in rows.values() if MessageState(r.state) in never_sent]
+        if moves:
+            conn.execute(
+                _SETTLE,
+                [
+                    {
+                        "msg": r.id,
+                        "old": r.state,
+                        "new": state.value,
+                        "reason": reasons[r.id][:200],
+                        "at": now,
+                    }
+                    for r in moves
+                ],
             )
+        conn.execute(_DEQUEUE, {"ids": ids})
+        for r in (r for r in moves if r.cost > 0):
+            post(conn, r.account_id, r.cost, LedgerKind.REFUND, f"message:{r.id}", now)
 
     def expire(self, before: datetime, now: datetime, limit: int = 500) -> int:
         """Accepted messages still unsent when their validity ended: expired and refunded."""
-        with self.engine.begin() as conn:
-            ids = list(
-                conn.execute(
-                    sa.select(t.outbox.c.message_id)
-                    .join(t.messages, t.messages.c.id == t.outbox.c.message_id)
-                    .where(t.outbox.c.claimed_by.is_(None), t.messages.c.created_at < before)
-                    .limit(limit)
-                ).scalars()
-            )
-            for message_id in ids:
-                self._fail_unsent(conn, message_id, S.EXPIRED, "not submitted within validity", now)
+        stale = (
+            sa.select(t.outbox.c.message_id)
+            .join(t.messages, t.messages.c.id == t.outbox.c.message_id)
+            .where(t.outbox.c.claimed_by.is_(None), t.messages.c.created_at < before)
+            .limit(limit)
+        )
+        with reading(self.engine) as conn:  # most rounds find none: no write lock for that
+            if conn.execute(stale).first() is None:
+                return 0
+        with writing(self.engine) as conn:
+            ids = list(conn.execute(stale).scalars())
+            reason = "not submitted within validity"
+            self._fail_unsent(conn, [(i, reason) for i in ids], S.EXPIRED, now)
         return len(ids)
 
     def mark_in_flight_unknown(
@@ -249,16 +394,16 @@ class SqlMessageStore:
         stale = t.outbox.c.claimed_by.is_not(None) & (t.outbox.c.claimed_at < claimed_before)
         if exclude_node is not None:
             stale = t.outbox.c.claimed_by.is_not(None) & (t.outbox.c.claimed_by != exclude_node)
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             ids = list(conn.execute(sa.select(t.outbox.c.message_id).where(stale)).scalars())
             if not ids:
                 return 0
             conn.execute(
                 t.messages.update()
-                .where(t.messages.c.id.in_(ids), t.messages.c.state == S.ACCEPTED.value)
+                .where(t.messages.c.id.in_(ids), _may_become(S.UNKNOWN))
                 .values(state=S.UNKNOWN.value, error="in flight when the dispatcher stopped")
             )
-            conn.execute(t.outbox.delete().where(t.outbox.c.message_id.in_(ids)))
+            conn.execute(_DEQUEUE, {"ids": ids})
         log.warning("%d message(s) were in flight at a crash and are now `unknown`", len(ids))
         return len(ids)
 
@@ -268,23 +413,45 @@ class SqlMessageStore:
     def apply_reports(self, reports: Sequence[DeliveryReport]) -> list[bool]:
         """Delivery reports settle submitted (or unknown) messages, many per transaction.
 
-        True per report that settled a message; a duplicate or an unknown reference is False.
+        True per report that settled a message; a duplicate or an unknown reference is
+        False. The messages are read under the write lock, each report is judged by the
+        state machine (core/states.py), and the moves are written with one executemany.
         """
         m = t.messages
-        with self.engine.begin() as conn:
-            return [
-                conn.execute(
-                    m.update()
-                    .where(
-                        m.c.carrier == r.carrier,
-                        m.c.carrier_ref == r.carrier_ref,
-                        m.c.state.in_([S.SUBMITTED.value, S.UNKNOWN.value]),
-                    )
-                    .values(state=r.state.value, error=r.error, done_at=r.at)
-                ).rowcount
-                > 0
-                for r in reports
-            ]
+        by_carrier: dict[str, set[str]] = defaultdict(set)
+        for r in reports:
+            by_carrier[r.carrier].add(r.carrier_ref)
+        with writing(self.engine) as conn:
+            found: dict[tuple[str, str], tuple[int, MessageState]] = {}
+            for carrier, refs in by_carrier.items():
+                query = sa.select(m.c.id, m.c.carrier_ref, m.c.state).where(
+                    m.c.carrier == carrier, m.c.carrier_ref.in_(refs)
+                )
+                if self._postgres:
+                    query = query.with_for_update()
+                for row in conn.execute(query):
+                    found[(carrier, row.carrier_ref)] = (row.id, MessageState(row.state))
+            settled, moves = [], []
+            for r in reports:
+                hit = found.get((r.carrier, r.carrier_ref))
+                if hit is None or hit[1] not in report_sources(r.state):
+                    settled.append(False)
+                    continue
+                message_id, old = hit
+                found[(r.carrier, r.carrier_ref)] = (message_id, r.state)  # a duplicate now fails
+                moves.append(
+                    {
+                        "msg": message_id,
+                        "old": old.value,
+                        "new": r.state.value,
+                        "reason": r.error,
+                        "at": r.at,
+                    }
+                )
+                settled.append(True)
+            if moves:
+                conn.execute(_SETTLE, moves)
+        return settled
 
     # -- reading ----------------------------------------------------------------------
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-
-from starlette.concurrency import run_in_threadpool
+from concurrent.futures import ThreadPoolExecutor
 
 from smsgate.core.messages import Charge
 from smsgate.store.messages import SqlMessageStore
@@ -25,61 +24,86 @@ Pending = tuple[Charge, asyncio.Future[int | None]]
 
 class GroupCommitWriter:
     def __init__(
-        self, store: SqlMessageStore, max_wait: float = 0.002, max_batch: int = 200
+        self,
+        store: SqlMessageStore,
+        max_wait: float = 0.002,
+        max_batch: int = 200,
+        in_flight: int = 2,
     ) -> None:
         self._store = store
         self._max_wait = max_wait
         self._max_batch = max_batch
-        self._queue: asyncio.Queue[Pending] | None = None
+        self._pending: list[Pending] = []
+        self._wake: asyncio.Event | None = None
+        self._slots: asyncio.Semaphore | None = None
         self._task: asyncio.Task[None] | None = None
+        self._commits: set[asyncio.Task[None]] = set()
+        # A second group may be handed to the database while the first commits: on
+        # SQLite it joins the first one's transaction if that is still open (see
+        # store/db.py, SerialWriter), so a slow fsync never leaves the queue idle.
+        self._in_flight = in_flight
+        self._threads = ThreadPoolExecutor(in_flight, thread_name_prefix="group-commit")
 
     async def start(self) -> None:
-        self._queue = asyncio.Queue()
+        self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(self._in_flight)
         self._task = asyncio.create_task(self._run(), name="group-commit-writer")
 
     async def stop(self) -> None:
         """Finish what was queued, then stop."""
-        if self._task is None or self._queue is None:
+        if self._task is None or self._wake is None:
             return
-        await self._queue.join()
+        while self._pending or self._commits:
+            self._wake.set()
+            await asyncio.sleep(0.005)
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        self._threads.shutdown()
 
     async def write(self, charge: Charge) -> int | None:
-        if self._queue is None:
+        if self._wake is None:
             raise RuntimeError("the writer is not started")
         future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
-        await self._queue.put((charge, future))
+        self._pending.append((charge, future))
+        self._wake.set()
         return await future
 
     async def _run(self) -> None:
-        assert self._queue is not None
+        assert self._wake is not None
+        assert self._slots is not None
         while True:
-            batch = [await self._queue.get()]
-            deadline = asyncio.get_running_loop().time() + self._max_wait
-            while len(batch) < self._max_batch:
-                timeout = deadline - asyncio.get_running_loop().time()
-                if timeout <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), timeout))
-                except TimeoutError:
-                    break
-            await self._commit(batch)
-            for _ in batch:
-                self._queue.task_done()
+            await self._wake.wait()
+            self._wake.clear()
+            if len(self._pending) < self._max_batch and self._max_wait > 0:
+                await asyncio.sleep(self._max_wait)  # let a burst gather into one group
+            await self._slots.acquire()
+            batch = self._pending[: self._max_batch]
+            del self._pending[: self._max_batch]
+            if self._pending:
+                self._wake.set()
+            if not batch:
+                self._slots.release()
+                continue
+            task = asyncio.create_task(self._commit(batch))
+            self._commits.add(task)
+            task.add_done_callback(self._commits.discard)
 
     async def _commit(self, batch: list[Pending]) -> None:
+        assert self._slots is not None
         try:
-            results = await run_in_threadpool(self._store.write_charges, [c for c, _ in batch])
+            results = await asyncio.get_running_loop().run_in_executor(
+                self._threads, self._store.write_charges, [c for c, _ in batch]
+            )
         except Exception as exc:
             log.exception("could not commit %d send request(s)", len(batch))
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
             return
+        finally:
+            self._slots.release()
         for (_, future), result in zip(batch, results, strict=True):
             if future.done():  # the caller went away; what was committed stands
                 continue

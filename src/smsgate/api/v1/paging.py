@@ -20,7 +20,7 @@ def bearer_account(deps: SmsbaoDeps) -> Callable[[Request], Awaitable[Account]]:
         scheme, _, key = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
             raise errors.Rejected(errors.BAD_CREDENTIALS, "send Authorization: Bearer <ApiKey>")
-        ip = client_ip(request, deps.trusted_proxies)
+        ip = client_ip(request.scope, deps.trusted_proxies)
         return deps.auth.authenticate_api_key(key.strip(), ip)
 
     return current_account
