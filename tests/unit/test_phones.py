@@ -280,3 +280,20 @@ def test_international_empty_rejected() -> None:
     with pytest.raises(Rejected) as info:
         parse_international(" , ")
     assert info.value.code is errors.BAD_PHONE
+
+
+def test_block_rule_agrees_with_libphonenumber_number_by_number() -> None:
+    """Validity, type and carrier are decided per block of 10,000 (7-digit prefix); asked
+    about each number itself, libphonenumber must give the same answer."""
+    import random
+
+    from smsgate.core import phones
+
+    rng = random.Random(20261203)
+    numbers = [
+        f"1{segment:02d}{rng.randrange(10**8):08d}" for segment in range(100) for _ in range(60)
+    ]
+    numbers += ["17400000000", "17405999999", "17406000000", "16100000000", "16109999999"]
+    differ = [n for n in numbers if phones._domestic(n) != phones._domestic_by_number(n)]
+    assert differ == []
+    assert sum(phones._domestic(n) is not None for n in numbers) > 1000  # not all refused
