@@ -13,8 +13,9 @@ import pytest
 import sqlalchemy as sa
 
 from smsgate.core.push_policy import CircuitState, PushSchedule
+from smsgate.core.pushes import AttemptRecord, PushAttempt, PushOutcome
+from smsgate.core.replies import IncomingReply
 from smsgate.core.states import PushState
-from smsgate.ports import AttemptRecord, IncomingReply, PushAttempt, PushOutcome
 from smsgate.pushers.http import HttpPusher
 from smsgate.services.admin import AdminService
 from smsgate.services.inbound import InboundService

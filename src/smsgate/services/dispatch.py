@@ -19,7 +19,8 @@ from datetime import timedelta
 from starlette.concurrency import run_in_threadpool
 
 from smsgate.core.messages import DeliveryReport, Outgoing, SubmitResult
-from smsgate.ports import Carrier, Clock, IncomingReply, MessageQueue
+from smsgate.core.replies import IncomingReply
+from smsgate.ports import Carrier, Clock, MessageQueue
 
 log = logging.getLogger(__name__)
 

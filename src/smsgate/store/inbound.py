@@ -12,15 +12,11 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from smsgate.core.push_policy import CircuitState
+from smsgate.core.pushes import PushAttempt
+from smsgate.core.replies import NewReply, ReplyFilter, ReplyRecord
 from smsgate.core.states import PushState
-from smsgate.ports import (
-    NewReply,
-    PushAttempt,
-    ReplyFilter,
-    ReplyRecord,
-)
 from smsgate.store import tables as t
-from smsgate.store.accounts import record_change
+from smsgate.store.audit import record_change
 from smsgate.store.db import reading
 
 P = PushState

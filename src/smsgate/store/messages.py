@@ -21,8 +21,8 @@ from smsgate.core.messages import (
 )
 from smsgate.core.states import MessageState
 from smsgate.store import tables as t
-from smsgate.store.accounts import append_ledger, move_balance, post
 from smsgate.store.db import reading
+from smsgate.store.ledger import append_ledger, move_balance, post
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from smsgate import errors
 from smsgate.core.accounts import TemplateRecord, TemplateStatus
 from smsgate.store import tables as t
-from smsgate.store.accounts import SYSTEM_ACTOR, account_id_of, record_change
+from smsgate.store.accounts import account_id_of
+from smsgate.store.audit import SYSTEM_ACTOR, record_change
 from smsgate.store.db import reading
 
 LIMIT_FIELDS = ("freq_per_minute", "freq_per_hour", "freq_per_day")

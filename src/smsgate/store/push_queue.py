@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from smsgate.core.push_policy import CircuitState
+from smsgate.core.pushes import AttemptRecord, ClaimedPush, PushAttempt, PushOutcome
 from smsgate.core.states import PushState
-from smsgate.ports import AttemptRecord, ClaimedPush, PushAttempt, PushOutcome
 from smsgate.store import tables as t
 
 log = logging.getLogger(__name__)
