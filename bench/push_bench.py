@@ -43,8 +43,8 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 
+from smsgate.core.replies import IncomingReply
 from smsgate.gateway import Gateway
-from smsgate.ports import IncomingReply
 from smsgate.settings import Settings
 from smsgate.store import tables as t
 

@@ -28,9 +28,9 @@ from smsgate.carriers.simulator import SimulatorCarrier, SimulatorConfig
 from smsgate.clock import SystemClock
 from smsgate.core.accounts import parse_cidr
 from smsgate.core.frequency import FrequencyLimits
+from smsgate.core.replies import IncomingReply
 from smsgate.counters.memory import MemoryCounters, MemoryFrequencyState
 from smsgate.gateway import Gateway
-from smsgate.ports import IncomingReply
 from smsgate.pushers.http import HttpPusher
 from smsgate.services.accept import AcceptService
 from smsgate.services.auth import Authenticator, LoginLimits

@@ -17,8 +17,8 @@ from rich.table import Table
 
 from smsgate import errors
 from smsgate.cli import out
+from smsgate.core.replies import ReplyFilter, ReplyRecord
 from smsgate.core.states import PushState
-from smsgate.ports import ReplyFilter, ReplyRecord
 from smsgate.services.inbound import InboundService
 from smsgate.settings import Settings
 

@@ -15,7 +15,7 @@ from smsgate.services.admin import AdminService
 from smsgate.services.inbound import InboundService
 from smsgate.services.policy_admin import PolicyAdmin
 from smsgate.settings import Settings
-from smsgate.store.accounts import SqlAccountStore
+from smsgate.store.admin import SqlAccountStore
 from smsgate.store.db import create_engine, migrate, pending_migrations
 from smsgate.store.inbound import SqlInboundStore
 from smsgate.store.messages import SqlMessageStore

@@ -1,9 +1,11 @@
-"""The interfaces services depend on; adapters in store/, counters/, carriers/ fill them."""
+"""The interfaces services depend on; adapters in store/, counters/, carriers/ fill them.
+
+Only Protocols live here; the records they carry are the domain's, in ``core/``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -25,7 +27,8 @@ from smsgate.core.messages import (
     SubmitResult,
 )
 from smsgate.core.push_policy import CircuitState
-from smsgate.core.states import PushState
+from smsgate.core.pushes import AttemptRecord, ClaimedPush, PushAttempt
+from smsgate.core.replies import IncomingReply, NewReply, ReplyFilter, ReplyRecord
 
 
 class Clock(Protocol):
@@ -38,34 +41,59 @@ class Clock(Protocol):
         ...
 
 
-class AccountStore(Protocol):
-    """Accounts, keys, products, words and the ledger, as the admin and API see them."""
+class Accounts(Protocol):
+    """Accounts with their API keys and IP allowlists."""
 
-    def config_rev(self) -> int: ...
     def load_accounts(self) -> list[Account]: ...
-    def load_products(self) -> list[Product]: ...
-    def load_words(self) -> list[str]: ...
-
     def create_account(self, username: str, password_hash: str, now: datetime) -> int: ...
     def account_info(self, username: str) -> AccountInfo: ...
     def list_accounts(self) -> list[AccountInfo]: ...
     def update_account(
         self, username: str, changes: dict[str, object], now: datetime, actor: str
     ) -> None: ...
+    def add_api_key(self, username: str, key_hash: str, hint: str, now: datetime) -> None: ...
+    def add_allowed(self, username: str, cidrs: Sequence[str], now: datetime) -> None: ...
+    def remove_allowed(self, username: str, cidrs: Sequence[str], now: datetime) -> None: ...
+
+
+class Ledger(Protocol):
+    """Money: append-only ledger rows and the running balance they move."""
+
     def post_ledger(
         self, username: str, delta: int, kind: LedgerKind, ref: str | None, now: datetime
     ) -> int: ...
     def ledger_sum(self, username: str) -> int: ...
     def balance(self, account_id: int) -> tuple[int, int]: ...
-    def add_api_key(self, username: str, key_hash: str, hint: str, now: datetime) -> None: ...
-    def add_allowed(self, username: str, cidrs: Sequence[str], now: datetime) -> None: ...
-    def remove_allowed(self, username: str, cidrs: Sequence[str], now: datetime) -> None: ...
-    def add_signature(self, username: str, text: str, now: datetime) -> None: ...
+
+
+class Catalog(Protocol):
+    """What an account may send with: products, grants of private ones, signatures."""
+
+    def load_products(self) -> list[Product]: ...
     def add_product(self, product: Product, now: datetime) -> None: ...
     def grant_products(self, username: str, product_ids: Sequence[str], now: datetime) -> None: ...
+    def add_signature(self, username: str, text: str, now: datetime) -> None: ...
+
+
+class WordList(Protocol):
+    """The forbidden words the content filter is built from."""
+
+    def load_words(self) -> list[str]: ...
     def add_words(self, words: Iterable[str], category: str, now: datetime) -> int: ...
     def remove_words(self, words: Iterable[str], now: datetime) -> int: ...
     def list_words(self) -> list[tuple[str, str]]: ...
+
+
+class AccountStore(Accounts, Ledger, Catalog, WordList, Protocol):
+    """Everything an operator configures about accounts, as one object.
+
+    The operator service and the send path's snapshot work across all four subjects;
+    a use case that needs one of them (the balance query: ``Ledger``) asks for that one.
+    """
+
+    def config_rev(self) -> int:
+        """The configuration's revision: every admin change moves it."""
+        ...
 
 
 class Counters(Protocol):
@@ -166,123 +194,6 @@ class Carrier(Protocol):
 class MessageReader(Protocol):
     def messages(self, f: MessageFilter) -> list[Message]: ...
     def message(self, message_id: int) -> Message | None: ...
-
-
-# -- replies (MO) and their push --------------------------------------------------------
-# The records below are the vocabulary of these ports, shared by the services and the store.
-
-CircuitRule = Callable[[CircuitState, Sequence[datetime], datetime], CircuitState]
-"""The circuit after a failure: given the account's circuit, its recorded failure times and
-the latest of them (the moment the circuit is evaluated at)."""
-
-
-@dataclass(frozen=True, slots=True)
-class IncomingReply:
-    """A user reply as a carrier hands it over (the simulator now, SMPP's deliver_sm next)."""
-
-    carrier: str
-    phone: str  # the sender, as the carrier wrote it
-    dest: str | None  # the destination address: service number + extended code
-    content: str
-    received_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class NewReply:
-    """What intake stores: the reply, whom it was matched to and how, whether it opted out."""
-
-    carrier: str
-    phone: str
-    dest: str | None
-    content: str
-    received_at: datetime
-    account_id: int | None
-    matched_by: str | None  # "ext_code", "recent", or None when unmatched
-    optout: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ReplyRecord:
-    """A stored reply and where its push is, as the API, the CLI and the console show it."""
-
-    id: int
-    account: str | None
-    phone: str
-    dest: str | None
-    content: str
-    carrier: str
-    matched_by: str | None
-    optout: bool
-    received_at: datetime
-    push_state: PushState | None  # None: unmatched, nothing to push
-    attempts: int  # in the current series
-    series: int  # 1, then +1 per re-push
-    next_at: datetime | None
-    last_error: str | None
-    done_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class ReplyFilter:
-    account_id: int | None = None
-    unmatched: bool = False
-    phone: str | None = None
-    state: PushState | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    before_id: int | None = None  # cursor: replies older than this id
-    limit: int = 50
-
-
-@dataclass(frozen=True, slots=True)
-class PushAttempt:
-    """One GET to an account's URL and what came back (status None: no answer)."""
-
-    mo_id: int
-    account_id: int
-    series: int
-    attempt: int  # 1-based within the series
-    started_at: datetime
-    at: datetime  # when the outcome was known; the circuit counts failures by it
-    ok: bool
-    status: int | None
-    body: str | None
-    error: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedPush:
-    """A due push taken by one worker, with what it needs to make the attempt."""
-
-    mo_id: int
-    account_id: int
-    url: str | None  # the account's URL now (None: it has none)
-    phone: str
-    content: str
-    series: int
-    attempts: int  # already made in this series
-    first_attempt_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class PushOutcome:
-    """Where a push goes after an attempt: pending again (with ``next_at``) or final."""
-
-    state: PushState
-    attempts: int
-    first_attempt_at: datetime
-    next_at: datetime | None
-    error: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptRecord:
-    """One attempt to store, with the push's next step and, for a failure, the circuit."""
-
-    attempt: PushAttempt
-    outcome: PushOutcome
-    circuit: CircuitRule | None  # None for a success: it never changes the circuit
-    failures_since: datetime | None = None  # the start of the circuit's failure window
 
 
 class InboundStore(Protocol):

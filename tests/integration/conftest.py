@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from smsgate.services.admin import AdminService
-from smsgate.store.accounts import SqlAccountStore
+from smsgate.store.admin import SqlAccountStore
 from smsgate.store.db import create_engine, migrate
 from tests.conftest import ManualClock
 

@@ -12,7 +12,7 @@ from smsgate.core import passwords
 from smsgate.core.accounts import LedgerKind, Product, api_key_hash, password_md5
 from smsgate.services.admin import AdminService
 from smsgate.store import tables as t
-from smsgate.store.accounts import SqlAccountStore
+from smsgate.store.admin import SqlAccountStore
 
 
 def test_create_account_stores_only_hashes(admin: AdminService, engine: sa.Engine) -> None:

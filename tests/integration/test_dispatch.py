@@ -25,7 +25,7 @@ from smsgate.core.states import MessageState
 from smsgate.services.admin import AdminService
 from smsgate.services.dispatch import Dispatcher, DispatchSettings
 from smsgate.store import tables as t
-from smsgate.store.accounts import SqlAccountStore
+from smsgate.store.admin import SqlAccountStore
 from smsgate.store.messages import SqlMessageStore
 
 S = MessageState

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from smsgate import errors
 from smsgate.carriers.simulator import SimulatorCarrier, SimulatorConfig
 from smsgate.core.messages import Charge, Kind
+from smsgate.core.replies import IncomingReply, ReplyFilter
 from smsgate.core.states import PushState
-from smsgate.ports import IncomingReply, ReplyFilter
 from smsgate.services.admin import AdminService
 from smsgate.services.dispatch import Dispatcher, DispatchSettings
 from smsgate.services.inbound import InboundService

@@ -13,8 +13,9 @@ import pytest
 import sqlalchemy as sa
 
 from smsgate.core.push_policy import CircuitState, PushSchedule
+from smsgate.core.pushes import AttemptRecord, PushAttempt, PushOutcome
+from smsgate.core.replies import IncomingReply
 from smsgate.core.states import PushState
-from smsgate.ports import AttemptRecord, IncomingReply, PushAttempt, PushOutcome
 from smsgate.pushers.http import HttpPusher
 from smsgate.services.admin import AdminService
 from smsgate.services.inbound import InboundService
@@ -255,6 +256,21 @@ def test_the_pause_and_pending_pushes_survive_a_restart(h: Harness) -> None:
         broken.status = 200
         assert advance_and_run(h, 60) == 11
     assert h.state(pending) == (PushState.SUCCEEDED, 1, 1)
+
+
+def test_paused_accounts_lists_a_pause_until_its_end(h: Harness) -> None:
+    with Receiver("0", 500) as broken:
+        code = h.account("alice", broken.url())
+        h.account("bob", broken.url())
+        for _ in range(10):
+            h.reply(code)
+        assert h.run_due(h.worker()) == 10
+    alice = h.admin.show("alice").account.id
+    end = h.replies.circuit(alice).paused_until
+    assert end is not None
+    assert h.replies.paused_accounts(h.clock.now()) == [("alice", end)]
+    assert h.replies.paused_accounts(end - timedelta(microseconds=1)) == [("alice", end)]
+    assert h.replies.paused_accounts(end) == []  # a pause is over at exactly its end
 
 
 def test_claims_of_a_dead_process_are_released_at_start(

@@ -21,7 +21,7 @@ from smsgate.core.messages import Charge, DeliveryReport, Kind, SubmitResult
 from smsgate.core.states import MessageState
 from smsgate.services.admin import AdminService
 from smsgate.store import tables as t
-from smsgate.store.accounts import SqlAccountStore
+from smsgate.store.admin import SqlAccountStore
 from smsgate.store.messages import SqlMessageStore
 from smsgate.store.writer import GroupCommitWriter
 from tests.conftest import ManualClock

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from smsgate.core.push_policy import CircuitState, is_paused
+from smsgate.core.pushes import AttemptRecord, ClaimedPush, PushAttempt
 from smsgate.core.states import PushState
-from smsgate.ports import AttemptRecord, ClaimedPush, PushAttempt
 from tests.conftest import ManualClock
 
 

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 
 from smsgate.client.receiver import parse_push
 from smsgate.core.push_policy import PushSchedule
+from smsgate.core.pushes import ClaimedPush
 from smsgate.core.states import PushState
-from smsgate.ports import ClaimedPush
 from smsgate.pushers.http import push_url
 from smsgate.services.inbound import extended_code, normalise_phone
 from smsgate.services.push import describe_failure, outcome_of

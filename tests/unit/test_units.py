@@ -46,17 +46,17 @@ def test_character_outside_bmp_counts_two() -> None:
 
 
 def test_request_cost_multiplies_units_numbers_and_price() -> None:
-    assert request_cost("x" * 71, 3, 2) == 2 * 3 * 2
+    assert request_cost(units("x" * 71), 3, 2) == 2 * 3 * 2
 
 
 def test_request_cost_zero_numbers_is_free() -> None:
-    assert request_cost("hello", 0, 1) == 0
+    assert request_cost(units("hello"), 0, 1) == 0
 
 
 @pytest.mark.parametrize(("n", "price"), [(-1, 1), (1, -1)])
 def test_request_cost_rejects_negative_inputs(n: int, price: int) -> None:
     with pytest.raises(ValueError, match=">= 0"):
-        request_cost("hello", n, price)
+        request_cost(units("hello"), n, price)
 
 
 def test_length_500_is_allowed() -> None:

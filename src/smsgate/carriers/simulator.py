@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from smsgate.core.messages import DeliveryReport, Outgoing, SubmitResult
+from smsgate.core.replies import IncomingReply
 from smsgate.core.states import MessageState
-from smsgate.ports import DeliverySink, IncomingReply
+from smsgate.ports import DeliverySink
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from smsgate.core.states import MessageState
+from smsgate.core.units import request_cost
 
 
 class Kind(StrEnum):
@@ -32,11 +33,11 @@ class Charge:
 
     @property
     def cost_per_message(self) -> int:
-        return self.units * self.price
+        return request_cost(self.units, 1, self.price)
 
     @property
     def cost(self) -> int:
-        return self.cost_per_message * len(self.phones)
+        return request_cost(self.units, len(self.phones), self.price)
 
 
 @dataclass(frozen=True, slots=True)

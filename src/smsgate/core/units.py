@@ -28,11 +28,14 @@ def units(content: str) -> int:
     return -(-length // PART_SIZE)
 
 
-def request_cost(content: str, n_numbers: int, price: int) -> int:
-    """Units a whole request costs: units x distinct numbers x product price (in units)."""
+def request_cost(units_per_message: int, n_numbers: int, price: int) -> int:
+    """Units a whole request costs: units per message x distinct numbers x product price.
+
+    The one billing rule: :class:`smsgate.core.messages.Charge` prices itself with it.
+    """
     if n_numbers < 0 or price < 0:
         raise ValueError(f"n_numbers and price must be >= 0, got {n_numbers} and {price}")
-    return units(content) * n_numbers * price
+    return units_per_message * n_numbers * price
 
 
 def check_length(content: str) -> None:

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from smsgate.core.messages import DeliveryReport, Outgoing, SubmitResult
-from smsgate.ports import Carrier, Clock, IncomingReply, MessageQueue
+from smsgate.core.replies import IncomingReply
+from smsgate.ports import Carrier, Clock, MessageQueue
 
 log = logging.getLogger(__name__)
 

@@ -21,16 +21,10 @@ from datetime import datetime, timedelta
 from smsgate import errors
 from smsgate.core import phones
 from smsgate.core.optout import is_optout_keyword
+from smsgate.core.pushes import PushAttempt
+from smsgate.core.replies import IncomingReply, NewReply, ReplyFilter, ReplyRecord
 from smsgate.core.states import PushState
-from smsgate.ports import (
-    Clock,
-    InboundStore,
-    IncomingReply,
-    NewReply,
-    PushAttempt,
-    ReplyFilter,
-    ReplyRecord,
-)
+from smsgate.ports import Clock, InboundStore
 
 RECENT_SENDER_WINDOW = timedelta(hours=72)
 SIMULATOR = "simulator"

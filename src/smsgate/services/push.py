@@ -30,16 +30,9 @@ from smsgate.core.push_policy import (
     is_success,
     next_attempt_at,
 )
+from smsgate.core.pushes import AttemptRecord, ClaimedPush, PushAttempt, PushOutcome
 from smsgate.core.states import PushState
-from smsgate.ports import (
-    AttemptRecord,
-    ClaimedPush,
-    Clock,
-    PushAttempt,
-    Pusher,
-    PushOutcome,
-    PushQueue,
-)
+from smsgate.ports import Clock, Pusher, PushQueue
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from smsgate import errors
 from smsgate.core.accounts import Account
-from smsgate.ports import AccountStore, Clock, Counters
+from smsgate.ports import Clock, Counters, Ledger
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,7 +17,7 @@ class Balance:
 
 class QueryService:
     def __init__(
-        self, store: AccountStore, counters: Counters, clock: Clock, interval_seconds: float
+        self, store: Ledger, counters: Counters, clock: Clock, interval_seconds: float
     ) -> None:
         self._store = store
         self._counters = counters

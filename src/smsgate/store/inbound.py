@@ -11,17 +11,14 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from smsgate.core.push_policy import CircuitState
+from smsgate.core.push_policy import CircuitState, is_paused
+from smsgate.core.pushes import PushAttempt
+from smsgate.core.replies import NewReply, ReplyFilter, ReplyRecord
 from smsgate.core.states import PushState
-from smsgate.ports import (
-    NewReply,
-    PushAttempt,
-    ReplyFilter,
-    ReplyRecord,
-)
 from smsgate.store import tables as t
-from smsgate.store.accounts import record_change
+from smsgate.store.audit import record_change
 from smsgate.store.db import reading, writing
+from smsgate.store.push_queue import circuits_paused_near
 
 P = PushState
 
@@ -128,16 +125,21 @@ class SqlInboundStore:
             return [_attempt(r) for r in rows]
 
     def paused_accounts(self, now: datetime) -> list[tuple[str, datetime]]:
-        """(username, paused until) of every account whose pushes are paused at ``now``."""
-        c, a = t.push_circuit, t.accounts
+        """(username, paused until) of every account whose pushes are paused at ``now``;
+        ``core.push_policy.is_paused`` decides, on the circuits the query bounds."""
+        near = circuits_paused_near(now).subquery()
+        a = t.accounts
         with reading(self.engine) as conn:
             rows = conn.execute(
-                sa.select(a.c.username, c.c.paused_until)
-                .join(a, a.c.id == c.c.account_id)
-                .where(c.c.paused_until > now)
+                sa.select(a.c.username, near.c.paused_until, near.c.counted_since)
+                .join(a, a.c.id == near.c.account_id)
                 .order_by(a.c.username)
             ).all()
-        return [(r.username, r.paused_until) for r in rows]
+        return [
+            (r.username, r.paused_until)
+            for r in rows
+            if is_paused(CircuitState(r.paused_until, r.counted_since), now)
+        ]
 
     def circuit(self, account_id: int) -> CircuitState:
         with reading(self.engine) as conn:

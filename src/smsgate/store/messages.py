@@ -27,8 +27,8 @@ from smsgate.core.states import (
     sources,
 )
 from smsgate.store import tables as t
-from smsgate.store.accounts import post
 from smsgate.store.db import reading, writing
+from smsgate.store.ledger import post
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,9 @@ import sqlalchemy as sa
 from smsgate import errors
 from smsgate.core.accounts import TemplateRecord, TemplateStatus
 from smsgate.store import tables as t
-from smsgate.store.accounts import SYSTEM_ACTOR, account_id_of, record_change
-from smsgate.store.db import reading
+from smsgate.store.accounts import account_id_of
+from smsgate.store.audit import SYSTEM_ACTOR, record_change
+from smsgate.store.db import reading, writing
 
 LIMIT_FIELDS = ("freq_per_minute", "freq_per_hour", "freq_per_day")
 
@@ -26,7 +27,7 @@ class SqlPolicyStore:
     # -- templates ------------------------------------------------------------------
 
     def add_template(self, username: str, product_id: str, text: str, now: datetime) -> int:
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             account_id = account_id_of(conn, username)
             if (
                 conn.execute(
@@ -53,7 +54,7 @@ class SqlPolicyStore:
         now: datetime,
         reviewer: str = SYSTEM_ACTOR,
     ) -> TemplateRecord:
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             changed = conn.execute(
                 t.templates.update()
                 .where(t.templates.c.id == template_id)
@@ -101,7 +102,7 @@ class SqlPolicyStore:
     # -- opt-outs -------------------------------------------------------------------
 
     def add_optout(self, account_id: int, phone: str, now: datetime) -> bool:
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             exists = conn.execute(
                 sa.select(t.optouts.c.phone).where(
                     t.optouts.c.account_id == account_id, t.optouts.c.phone == phone
@@ -116,7 +117,7 @@ class SqlPolicyStore:
         return True
 
     def remove_optout(self, username: str, phone: str, now: datetime) -> bool:
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             account_id = account_id_of(conn, username)
             removed = conn.execute(
                 t.optouts.delete().where(
@@ -140,7 +141,7 @@ class SqlPolicyStore:
     def set_account_limits(
         self, username: str, values: dict[str, int | None], now: datetime
     ) -> None:
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             account_id = account_id_of(conn, username)
             _upsert(conn, t.account_limits, t.account_limits.c.account_id, account_id, values)
             record_change(conn, "limits.account", username, _describe(values), now)
@@ -148,7 +149,7 @@ class SqlPolicyStore:
     def set_product_limits(
         self, product_id: str, values: dict[str, int | None], now: datetime
     ) -> None:
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             if (
                 conn.execute(
                     sa.select(t.products.c.id).where(t.products.c.id == product_id)

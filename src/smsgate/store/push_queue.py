@@ -4,6 +4,9 @@ Claims work like the outbox's: PostgreSQL workers skip each other's rows (FOR UP
 LOCKED) and a claim older than the lease belongs to a dead worker; SQLite has one worker,
 serialised by BEGIN IMMEDIATE. The circuit row is updated in the transaction that stores
 a failure, under a row lock, so concurrent workers count every failure.
+
+The circuit's rules (when a pause ends, which failures count) are ``core.push_policy``'s:
+the SQL here only bounds what is read, and the policy decides on the rows it returns.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from smsgate.core.push_policy import CircuitState
+from smsgate.core.push_policy import CircuitState, earliest_send_at
+from smsgate.core.pushes import AttemptRecord, ClaimedPush, PushAttempt, PushOutcome
 from smsgate.core.states import PushState
-from smsgate.ports import AttemptRecord, ClaimedPush, PushAttempt, PushOutcome
 from smsgate.store import tables as t
+from smsgate.store.db import writing
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +59,9 @@ class SqlPushQueue:
             return []
         in_flight = dict(busy or {})
         full = [a for a, n in in_flight.items() if per_account is not None and n >= per_account]
-        with self.engine.begin() as conn:
-            rows = conn.execute(self._due(now, lease_before, full, limit)).all()
+        with writing(self.engine) as conn:
+            waiting = _waiting_out_a_pause(conn, now)
+            rows = conn.execute(self._due(now, lease_before, [*full, *waiting], limit)).all()
             chosen = _fair_share(rows, limit, per_account, in_flight)
             if not chosen:
                 return []
@@ -70,7 +75,13 @@ class SqlPushQueue:
     def _due(
         self, now: datetime, lease_before: datetime, exclude: Sequence[int], limit: int
     ) -> sa.Select[tuple[object, ...]]:
-        p, mo, a, c = t.pushes, t.mo, t.accounts, t.push_circuit
+        """Pushes due at ``now``, not claimed by a live worker, of accounts not excluded.
+
+        Pushes of paused accounts are among ``exclude``: the database must filter them
+        out (the claim reads a bounded number of rows, which they must not fill), so the
+        policy's decision is passed in as account ids rather than restated in SQL.
+        """
+        p, mo, a = t.pushes, t.mo, t.accounts
         query = (
             sa.select(
                 p.c.mo_id,
@@ -84,13 +95,10 @@ class SqlPushQueue:
             )
             .join(mo, mo.c.id == p.c.mo_id)
             .join(a, a.c.id == p.c.account_id)
-            .outerjoin(c, c.c.account_id == p.c.account_id)
             .where(
                 p.c.state == P.PENDING.value,
                 p.c.next_at <= now,
                 sa.or_(p.c.claimed_by.is_(None), p.c.claimed_at < lease_before),
-                # Waiting out a pause is not an attempt: such pushes are simply not due.
-                sa.or_(c.c.paused_until.is_(None), c.c.paused_until <= now),
             )
             .order_by(p.c.next_at, p.c.mo_id)
             .limit(limit * SCAN_FACTOR)
@@ -111,7 +119,7 @@ class SqlPushQueue:
         the others. Per record: the new circuit state when it changed (a pause), else None.
         """
         try:
-            with self.engine.begin() as conn:
+            with writing(self.engine) as conn:
                 return self._record(conn, node, records)
         except sa.exc.DBAPIError:
             if len(records) == 1:
@@ -119,7 +127,7 @@ class SqlPushQueue:
             log.exception("storing %d push attempts together failed; one by one", len(records))
         results: list[CircuitState | None] = []
         for record in records:
-            with self.engine.begin() as conn:
+            with writing(self.engine) as conn:
                 results.extend(self._record(conn, node, [record]))
         return results
 
@@ -176,7 +184,7 @@ class SqlPushQueue:
         """The account has no URL: the push fails at once, without an attempt or any effect
         on the circuit; it can be re-pushed once a URL is set."""
         p = t.pushes
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(
                 p.update()
                 .where(p.c.mo_id == mo_id, p.c.claimed_by == node)
@@ -203,9 +211,32 @@ class SqlPushQueue:
             claimed = claimed & (p.c.claimed_by == node)
         if exclude_node is not None:
             claimed = claimed & (p.c.claimed_by != exclude_node)
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             released = conn.execute(p.update().where(claimed).values(claimed_by=None))
         return int(released.rowcount)
+
+
+def circuits_paused_near(now: datetime) -> sa.Select[tuple[object, ...]]:
+    """The circuits whose pause has not ended before ``now``: the few the policy must
+    look at to know which accounts are paused at ``now``.
+
+    A bound on the read, not the rule: whether a pause still holds at exactly its end is
+    ``core.push_policy``'s to say, so the bound keeps that instant and the policy decides.
+    """
+    c = t.push_circuit
+    return sa.select(c.c.account_id, c.c.paused_until, c.c.counted_since).where(
+        c.c.paused_until >= now
+    )
+
+
+def _waiting_out_a_pause(conn: sa.Connection, now: datetime) -> list[int]:
+    """Accounts whose pushes due at ``now`` may not go out yet (``earliest_send_at``).
+
+    Waiting out a pause is not an attempt: such pushes are simply not claimed, so they
+    spend none of their retries.
+    """
+    rows = conn.execute(circuits_paused_near(now)).all()
+    return [int(r.account_id) for r in rows if earliest_send_at(now, r.paused_until) > now]
 
 
 def _fair_share(

@@ -16,8 +16,9 @@ from smsgate.api.smsbao import SmsbaoDeps
 from smsgate.api.v1.paging import as_utc, bearer_account, cursor_id
 from smsgate.api.v1.routes import ErrorBody
 from smsgate.core.accounts import Account
+from smsgate.core.pushes import PushAttempt
+from smsgate.core.replies import ReplyFilter, ReplyRecord
 from smsgate.core.states import PushState
-from smsgate.ports import PushAttempt, ReplyFilter, ReplyRecord
 from smsgate.services.inbound import InboundService
 
 
