@@ -13,6 +13,7 @@ import typer
 import typer.main
 from typer.testing import CliRunner
 
+from smsgate import __version__
 from smsgate.cli.context import DataDir, build_settings
 from smsgate.cli.main import build
 from smsgate.settings import HANDOVER_ENV, Settings, handed_over
@@ -188,6 +189,11 @@ def test_without_a_hand_over_server_processes_read_the_environment(
     monkeypatch.delenv(HANDOVER_ENV, raising=False)
     monkeypatch.setenv("SMSGATE_PORT", "9001")
     assert handed_over().port == 9001
+
+
+def test_version_needs_no_command() -> None:
+    result = CliRunner().invoke(build(), ["--version"])
+    assert (result.exit_code, result.output.split()) == (0, ["smsgate", __version__])
 
 
 def test_sample_config_lists_only_declared_settings() -> None:

@@ -36,14 +36,22 @@ RootDataDir = Annotated[
 ]
 
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        out.print(f"smsgate {__version__}")
+        raise typer.Exit()
+
+
 def root(
     ctx: typer.Context,
     data_dir: RootDataDir = None,
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
-    if version:
-        out.print(f"smsgate {__version__}")
-        raise typer.Exit()
     ctx.obj = RootOptions(data_dir=data_dir)
 
 
