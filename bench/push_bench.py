@@ -44,7 +44,7 @@ import httpx
 import sqlalchemy as sa
 
 from smsgate.core.replies import IncomingReply
-from smsgate.gateway import Gateway
+from smsgate.database import Database
 from smsgate.settings import Settings
 from smsgate.store import tables as t
 
@@ -178,29 +178,29 @@ class Server:
 # -- one scenario ------------------------------------------------------------------------
 
 
-def setup_accounts(gateway: Gateway, receiver: Receiver, accounts: int) -> list[str]:
+def setup_accounts(database: Database, receiver: Receiver, accounts: int) -> list[str]:
     codes = []
     for index in range(accounts):
         name, code = f"bench{index}_{uuid.uuid4().hex[:4]}", str(next(EXT_CODES))
-        gateway.admin.create_account(name, secrets.token_urlsafe(12))
+        database.admin.create_account(name, secrets.token_urlsafe(12))
         url = f"http://127.0.0.1:{receiver.port}/mo?account={index}"
-        gateway.admin.configure(name, mo_url=url, ext_code=code)
+        database.admin.configure(name, mo_url=url, ext_code=code)
         codes.append(code)
     return codes
 
 
-def inject(gateway: Gateway, codes: list[str], count: int) -> float:
+def inject(database: Database, codes: list[str], count: int) -> float:
     """Store ``count`` replies round-robin over the accounts; returns replies per second."""
     started = time.perf_counter()
     for index in range(count):
         phone = f"139{index % 100_000_000:08d}"
         reply = IncomingReply("bench", phone, codes[index % len(codes)], CONTENT, datetime.now(UTC))
-        gateway.inbound.receive(reply)
+        database.inbound.receive(reply)
     return count / (time.perf_counter() - started)
 
 
-def pending(gateway: Gateway) -> int:
-    with gateway.engine.connect() as conn:
+def pending(database: Database) -> int:
+    with database.engine.connect() as conn:
         return int(
             conn.execute(
                 sa.select(sa.func.count())
@@ -214,12 +214,12 @@ def scenario(
     args: argparse.Namespace,
     data_dir: Path,
     database_url: str | None,
-    gateway: Gateway,
+    database: Database,
     receiver: Receiver,
     codes: list[str],
     concurrency: int,
 ) -> list[str]:
-    intake = inject(gateway, codes, args.replies)
+    intake = inject(database, codes, args.replies)
     receiver.reset()
     server = Server(data_dir, database_url, concurrency)
     try:
@@ -233,7 +233,7 @@ def scenario(
     got = receiver.count.value
     span = receiver.last.value - receiver.first.value
     rate = (got - 1) / span if got > 1 and span > 0 else 0.0
-    left = pending(gateway)
+    left = pending(database)
     return [
         f"{receiver.latency * 1000:.0f}",
         str(args.replies),
@@ -272,15 +272,15 @@ def run(args: argparse.Namespace) -> list[list[str]]:
                 if args.database_url
                 else None
             )
-            gateway = Gateway.open(Settings(data_dir=data_dir, database_url=db))
-            stack.callback(gateway.close)
+            database = Database.open(Settings(data_dir=data_dir, database_url=db))
+            stack.callback(database.close)
             for latency_ms in args.latency_ms:
                 receiver = Receiver(latency_ms / 1000)
                 receiver.start()
                 stack.callback(receiver.stop)
-                codes = setup_accounts(gateway, receiver, args.accounts)
+                codes = setup_accounts(database, receiver, args.accounts)
                 for concurrency in args.concurrency:
-                    row = scenario(args, data_dir, db, gateway, receiver, codes, concurrency)
+                    row = scenario(args, data_dir, db, database, receiver, codes, concurrency)
                     rows.append(row)
                     print(" | ".join(row), file=sys.stderr)
     finally:

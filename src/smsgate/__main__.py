@@ -1,3 +1,3 @@
-from smsgate.cli import main
+from smsgate.cli.main import main
 
 main()

@@ -1,5 +1,5 @@
 """The composition root of a server or worker process: the ASGI app and the long-running
-parts. Together with `gateway.py` (the database side, which the CLI opens without loading
+parts. Together with `database.py` (the database side, which the CLI opens without loading
 the web stack), the only place that knows every concrete class."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from smsgate.core.accounts import parse_cidr
 from smsgate.core.frequency import FrequencyLimits
 from smsgate.core.replies import IncomingReply
 from smsgate.counters.memory import MemoryCounters, MemoryFrequencyState
-from smsgate.gateway import Gateway
+from smsgate.database import Database
 from smsgate.pushers.http import HttpPusher
 from smsgate.services.accept import AcceptService
 from smsgate.services.auth import Authenticator, LoginLimits
@@ -40,7 +40,7 @@ from smsgate.services.inbound import InboundService
 from smsgate.services.push import PushSettings, PushWorker
 from smsgate.services.query import QueryService
 from smsgate.services.snapshot import SnapshotHolder
-from smsgate.settings import Settings
+from smsgate.settings import Settings, handed_over
 from smsgate.store.push_queue import SqlPushQueue
 from smsgate.store.writer import GroupCommitWriter
 
@@ -51,7 +51,7 @@ log = logging.getLogger("smsgate")
 class Runtime:
     """The long-running parts of a server or worker process, started and stopped together."""
 
-    gateway: Gateway
+    database: Database
     snapshot: SnapshotHolder
     writer: GroupCommitWriter
     dispatcher: Dispatcher | None
@@ -65,9 +65,9 @@ class Runtime:
             self.pushes.wake()
 
     async def start(self) -> None:
-        settings = self.gateway.settings
+        settings = self.database.settings
         since = SystemClock().now() - timedelta(seconds=self.frequency.keep_for)
-        sends = await run_in_threadpool(self.gateway.messages.recent_sends, since)
+        sends = await run_in_threadpool(self.database.messages.recent_sends, since)
         rebuilt = self.frequency.rebuild(sends)
         if rebuilt:
             log.info("frequency caps rebuilt from %d recent message(s)", rebuilt)
@@ -90,23 +90,23 @@ class Runtime:
             await self.dispatcher.stop()
         if self.pushes is not None:
             await self.pushes.stop()
-        self.gateway.close()
+        self.database.close()
 
 
-def build_runtime(settings: Settings, gateway: Gateway, *, with_dispatcher: bool) -> Runtime:
+def build_runtime(settings: Settings, database: Database, *, with_dispatcher: bool) -> Runtime:
     clock = SystemClock()
-    snapshot = SnapshotHolder(gateway.store, gateway.policy)
+    snapshot = SnapshotHolder(database.store, database.policy)
     frequency = FrequencyGuard(
         MemoryFrequencyState(), MemoryCounters(), _frequency_defaults(settings)
     )
     writer = GroupCommitWriter(
-        gateway.messages, settings.group_commit_wait_ms / 1000, settings.group_commit_max
+        database.messages, settings.group_commit_wait_ms / 1000, settings.group_commit_max
     )
     dispatcher = pushes = None
     if with_dispatcher:
-        pushes = _push_worker(settings, gateway, clock)
+        pushes = _push_worker(settings, database, clock)
         dispatcher = Dispatcher(
-            gateway.messages,
+            database.messages,
             {"simulator": SimulatorCarrier(_simulator_config(settings))},
             clock,
             DispatchSettings(
@@ -114,17 +114,17 @@ def build_runtime(settings: Settings, gateway: Gateway, *, with_dispatcher: bool
                 batch_size=settings.dispatch_batch,
                 validity=timedelta(hours=settings.message_validity_hours),
                 claim_lease=timedelta(seconds=settings.claim_lease_seconds),
-                single_node=gateway.engine.dialect.name == "sqlite",
+                single_node=database.engine.dialect.name == "sqlite",
             ),
-            replies=_reply_intake(gateway.inbound, pushes),
+            replies=_reply_intake(database.inbound, pushes),
         )
     health = DatabaseHealth(settings.snapshot_refresh_seconds)
-    return Runtime(gateway, snapshot, writer, dispatcher, frequency, pushes=pushes, health=health)
+    return Runtime(database, snapshot, writer, dispatcher, frequency, pushes=pushes, health=health)
 
 
-def _push_worker(settings: Settings, gateway: Gateway, clock: SystemClock) -> PushWorker:
+def _push_worker(settings: Settings, database: Database, clock: SystemClock) -> PushWorker:
     return PushWorker(
-        SqlPushQueue(gateway.engine),
+        SqlPushQueue(database.engine),
         HttpPusher(settings.push_timeout_seconds, settings.push_concurrency),
         clock,
         PushSettings(
@@ -136,7 +136,7 @@ def _push_worker(settings: Settings, gateway: Gateway, clock: SystemClock) -> Pu
             claim_lease=timedelta(
                 seconds=max(settings.claim_lease_seconds, 2 * settings.push_timeout_seconds)
             ),
-            single_node=gateway.engine.dialect.name == "sqlite",
+            single_node=database.engine.dialect.name == "sqlite",
             stop_grace_seconds=settings.push_timeout_seconds,
         ),
     )
@@ -154,9 +154,9 @@ def _reply_intake(
     return take
 
 
-def create_app(settings: Settings, gateway: Gateway | None = None) -> ASGIApp:
+def create_app(settings: Settings, database: Database | None = None) -> ASGIApp:
     """The ASGI application `smsgate serve` runs."""
-    gw = gateway or Gateway.open(settings)
+    gw = database or Database.open(settings)
     runtime = build_runtime(settings, gw, with_dispatcher=settings.run_worker)
     clock = SystemClock()
     limits = LoginLimits(
@@ -207,7 +207,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> ASGIApp:
 
 async def run_worker(settings: Settings) -> None:
     """`smsgate worker`: dispatch and reply pushes, no HTTP (scale-out)."""
-    runtime = build_runtime(settings, Gateway.open(settings), with_dispatcher=True)
+    runtime = build_runtime(settings, Database.open(settings), with_dispatcher=True)
     await runtime.start()
     try:
         await asyncio.Event().wait()
@@ -297,8 +297,14 @@ async def _home(_request: Request) -> Response:
     )
 
 
-def app_from_env() -> ASGIApp:
-    """Factory for `uvicorn --factory`: settings come from the environment."""
+def serving_app(settings: Settings) -> ASGIApp:
+    """What `smsgate serve` runs: the app, with the server's logging (after uvicorn's)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s %(message)s")
     access_logging.install()
-    return create_app(Settings())
+    return create_app(settings)
+
+
+def app_from_env() -> ASGIApp:
+    """Factory for `uvicorn --factory` (each process of `serve --workers N`): the settings
+    the parent handed over, else those of the environment (see `settings.handed_over`)."""
+    return serving_app(handed_over())

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
@@ -25,6 +26,9 @@ from smsgate.core.push_policy import PushSchedule
 
 DEFAULT_DATA_DIR = Path("smsgate-data")
 DEFAULT_PORT = 8080
+# One variable holding the whole Settings as JSON: how `serve --workers N` passes the
+# settings it built from its flags to the worker processes uvicorn starts.
+HANDOVER_ENV = "SMSGATE_SETTINGS_JSON"
 
 
 class Settings(BaseSettings):
@@ -38,7 +42,6 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; unset means SQLite in the data dir. "
         "postgresql://user@host/db selects PostgreSQL (psycopg 3).",
     )
-    redis_url: str | None = Field(None, description="Shared counters for a cluster (optional).")
     host: str = Field("127.0.0.1", description="Address `smsgate serve` listens on.")
     port: int = Field(DEFAULT_PORT, description="Port `smsgate serve` listens on.")
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
@@ -165,7 +168,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = _toml_path()
+        given = init_settings.init_kwargs if isinstance(init_settings, InitSettingsSource) else {}
+        toml_file = _toml_path(given.get("data_dir"))
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         if toml_file is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
@@ -193,13 +197,24 @@ class Settings(BaseSettings):
         return url
 
 
-def _toml_path() -> Path | None:
+def _toml_path(data_dir: str | Path | None) -> Path | None:
+    """``SMSGATE_CONFIG``, else ``smsgate.toml`` in the data dir given (flag, then env)."""
     explicit = os.environ.get("SMSGATE_CONFIG")
     if explicit:
         return Path(explicit)
-    data_dir = Path(os.environ.get("SMSGATE_DATA_DIR", str(DEFAULT_DATA_DIR)))
-    candidate = data_dir / "smsgate.toml"
+    if data_dir is None:
+        data_dir = os.environ.get("SMSGATE_DATA_DIR", str(DEFAULT_DATA_DIR))
+    candidate = Path(data_dir) / "smsgate.toml"
     return candidate if candidate.is_file() else None
+
+
+def handed_over() -> Settings:
+    """The settings of a server process: as its parent handed them over in ``HANDOVER_ENV``
+    (``smsgate serve --workers N``), else read from the environment and TOML file."""
+    serialized = os.environ.get(HANDOVER_ENV)
+    if serialized:
+        return Settings.model_validate_json(serialized)
+    return Settings()
 
 
 def sample_toml() -> str:

@@ -7,7 +7,7 @@ recording relay that shows which request line a proxied client really sent.
 
 Accounts. `smsgate account create` + `signature add` cost ~1.5 s of process start-up per
 account, and these tests need dozens, so :class:`Provisioner` runs the very same admin
-service the CLI runs (``Gateway.open(Settings()).admin``), in this process, on the
+service the CLI runs (``Database.open(Settings()).admin``), in this process, on the
 server's database. Every other operator action a test is about (products, words,
 templates, limits, top-ups, enabling/disabling, allowlists) goes through the real CLI.
 """
@@ -230,7 +230,7 @@ class Provisioner:
     """Creates accounts with the CLI's own admin service, in this process (see top)."""
 
     def __init__(self, server: ServerProcess) -> None:
-        from smsgate.gateway import Gateway
+        from smsgate.database import Database
         from smsgate.settings import Settings
 
         self.server = server
@@ -238,7 +238,7 @@ class Provisioner:
             data_dir=Path(server.data_dir),
             database_url=server.env.get("SMSGATE_DATABASE_URL"),
         )
-        self._gateway = Gateway.open(settings, migrate_schema=False)
+        self._gateway = Database.open(settings, migrate_schema=False)
 
     def accounts(
         self,

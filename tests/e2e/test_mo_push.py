@@ -17,7 +17,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from smsgate.gateway import Gateway
+from smsgate.database import Database
 from smsgate.settings import Settings
 from smsgate.store import tables as t
 from tests.e2e.conftest import Account, ServerProcess, unique_name
@@ -67,7 +67,7 @@ def accounts_with_urls(server: ServerProcess, urls: list[str]) -> list[tuple[Acc
     Made through the admin service on the server's database, as the CLI would, but in
     this process: one CLI process per account costs seconds on a busy machine.
     """
-    gateway = Gateway.open(Settings(data_dir=server.data_dir, database_url=server.database_url))
+    gateway = Database.open(Settings(data_dir=server.data_dir, database_url=server.database_url))
     made = []
     try:
         for index, url in enumerate(urls):
@@ -84,7 +84,7 @@ def accounts_with_urls(server: ServerProcess, urls: list[str]) -> list[tuple[Acc
 def simulate_replies(server: ServerProcess, replies: list[tuple[str, str]]) -> None:
     """(phone, destination) replies with TRICKY content, as `smsgate simulate reply` writes
     them, but in this process (fast: the server may be down meanwhile)."""
-    gateway = Gateway.open(Settings(data_dir=server.data_dir, database_url=server.database_url))
+    gateway = Database.open(Settings(data_dir=server.data_dir, database_url=server.database_url))
     try:
         for phone, dest in replies:
             assert gateway.inbound.simulate(phone, TRICKY, dest).account is not None

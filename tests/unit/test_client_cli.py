@@ -18,7 +18,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from smsgate.cli_client import register
+from smsgate.cli.client import register
 from smsgate.client.journal import Journal, journal_path, message_key
 from smsgate.client.phonefile import read_phones
 from smsgate.client.testing import DROP, HOLD, FakeSmsbao, Received
@@ -278,7 +278,7 @@ def test_killed_mid_request_then_resumed_sends_no_number_twice(
 ) -> None:
     """A real interruption: the process dies (SIGKILL) while batch 2 is on the wire."""
     fake.script = ["0", HOLD]
-    script = "import typer; from smsgate.cli_client import register; " \
+    script = "import typer; from smsgate.cli.client import register; " \
         "app = typer.Typer(); register(app); app()"  # fmt: skip
     args = ["send", "--server", fake.url, "-u", "alice", "-k", KEY, "--file", str(csv_file), TEXT]
     env = {**os.environ, "PYTHONPATH": str(SRC)}

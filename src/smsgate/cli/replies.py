@@ -7,48 +7,33 @@ interval.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from smsgate import errors
-from smsgate.cli import out
+from smsgate.cli.context import DataDir, open_database
+from smsgate.cli.output import print_table, say
 from smsgate.core.replies import ReplyFilter, ReplyRecord
 from smsgate.core.states import PushState
-from smsgate.services.inbound import InboundService
-from smsgate.settings import Settings
 
-mo_app = typer.Typer(
+mo_group = typer.Typer(
     help="User replies (MO): list them, see their pushes, push them again.", no_args_is_help=True
 )
-simulate_app = typer.Typer(help="Play the phone user against the simulator.", no_args_is_help=True)
+simulate_group = typer.Typer(
+    help="Play the phone user against the simulator.", no_args_is_help=True
+)
 
 ReplyId = Annotated[int, typer.Argument(metavar="ID", help="The reply's id (`smsgate mo list`).")]
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(mo_app, name="mo")
-    app.add_typer(simulate_app, name="simulate")
+    app.add_typer(mo_group, name="mo")
+    app.add_typer(simulate_group, name="simulate")
 
 
-@contextmanager
-def inbound(account: str | None = None) -> Iterator[tuple[InboundService, int | None]]:
-    """The reply service on the configured database, and ``account``'s id if given."""
-    from smsgate.gateway import Gateway
-
-    gateway = Gateway.open(Settings())
-    try:
-        account_id = gateway.admin.show(account).account.id if account else None
-        yield gateway.inbound, account_id
-    finally:
-        gateway.close()
-
-
-@mo_app.command("list")
+@mo_group.command("list")
 def mo_list(
     account: Annotated[str | None, typer.Option(help="Only this account's replies.")] = None,
     state: Annotated[PushState | None, typer.Option(help="Only pushes in this state.")] = None,
@@ -56,61 +41,62 @@ def mo_list(
         bool, typer.Option("--unmatched", help="Only replies no account could be found for.")
     ] = False,
     limit: Annotated[int, typer.Option(min=1, max=10000)] = 20,
+    data_dir: DataDir = None,
 ) -> None:
     """Replies, newest first, with where their push is."""
     if unmatched and (account or state):
         raise errors.InvalidInput("--unmatched replies have no account and no push")
-    with inbound(account) as (svc, account_id):
-        found = svc.replies(
+    with open_database(data_dir) as db:
+        account_id = db.admin.show(account).account.id if account else None
+        found = db.inbound.replies(
             ReplyFilter(account_id=account_id, unmatched=unmatched, state=state, limit=limit)
         )
-        paused = svc.paused_accounts()
-    table = Table("id", "received (UTC)", "account", "phone", "push", "tries", "content")
-    for r in found:
-        table.add_row(
-            str(r.id),
-            _when(r.received_at),
-            r.account or "-",
-            r.phone,
-            _push(r),
-            _tries(r),
-            r.content,
-        )
-    out.print(table if found else "no replies", markup=False)
+        paused = db.inbound.paused_accounts()
+    print_table(
+        ("id", "received (UTC)", "account", "phone", "push", "tries", "content"),
+        (_row(r) for r in found),
+        empty="no replies",
+        markup=False,
+    )
     for username, until in paused:
-        _say(f"pushes to {username} are paused until {_when(until)}")
+        say(f"pushes to {username} are paused until {_when(until)}")
 
 
-@mo_app.command("show")
-def mo_show(reply_id: ReplyId) -> None:
+@mo_group.command("show")
+def mo_show(reply_id: ReplyId, data_dir: DataDir = None) -> None:
     """One reply and every attempt to push it."""
-    with inbound() as (svc, _):
-        r = svc.reply(reply_id)
-        attempts = svc.attempts(reply_id)
+    with open_database(data_dir) as db:
+        r = db.inbound.reply(reply_id)
+        attempts = db.inbound.attempts(reply_id)
     for label, value in _describe(r):
-        _say(f"{label:<9} {value}")
-    table = Table("series", "try", "at (UTC)", "ok", "status", "answer / error")
-    for a in attempts:
-        table.add_row(
-            str(a.series),
-            str(a.attempt),
-            _when(a.at),
-            "yes" if a.ok else "no",
-            "-" if a.status is None else str(a.status),
-            a.error or a.body or "",
-        )
-    out.print(table if attempts else "no push attempts yet", markup=False)
+        say(f"{label:<9} {value}")
+    print_table(
+        ("series", "try", "at (UTC)", "ok", "status", "answer / error"),
+        (
+            (
+                str(a.series),
+                str(a.attempt),
+                _when(a.at),
+                "yes" if a.ok else "no",
+                "-" if a.status is None else str(a.status),
+                a.error or a.body or "",
+            )
+            for a in attempts
+        ),
+        empty="no push attempts yet",
+        markup=False,
+    )
 
 
-@mo_app.command("repush")
-def mo_repush(reply_id: ReplyId) -> None:
+@mo_group.command("repush")
+def mo_repush(reply_id: ReplyId, data_dir: DataDir = None) -> None:
     """Push a finished reply again: a new series of attempts (1, 3, 10 minutes)."""
-    with inbound() as (svc, _):
-        r = svc.repush(reply_id)
-    _say(f"reply {r.id} will be pushed to {r.account} again")
+    with open_database(data_dir) as db:
+        r = db.inbound.repush(reply_id)
+    say(f"reply {r.id} will be pushed to {r.account} again")
 
 
-@simulate_app.command("reply")
+@simulate_group.command("reply")
 def simulate_reply(
     phone: Annotated[str, typer.Argument(help="The number replying, e.g. 13800138000.")],
     text: Annotated[str, typer.Argument(help="What the user typed.")],
@@ -118,21 +104,29 @@ def simulate_reply(
         str | None,
         typer.Option("--to", help="Destination address: service number + extended code."),
     ] = None,
+    data_dir: DataDir = None,
 ) -> None:
     """Store a reply as if a phone user sent it; a running server pushes it."""
-    with inbound() as (svc, _):
-        r = svc.simulate(phone, text, to)
+    with open_database(data_dir) as db:
+        r = db.inbound.simulate(phone, text, to)
     if r.account is None:
-        _say(f"reply {r.id} from {r.phone} is unmatched: no account found")
+        say(f"reply {r.id} from {r.phone} is unmatched: no account found")
         return
     how = "extended code" if r.matched_by == "ext_code" else "last sender within 72 h"
     note = "; the number is now opted out" if r.optout else ""
-    _say(f"reply {r.id} from {r.phone} -> {r.account} (by {how}){note}")
+    say(f"reply {r.id} from {r.phone} -> {r.account} (by {how}){note}")
 
 
-def _say(line: str) -> None:
-    """One line, whatever the terminal width (scripts read these)."""
-    out.print(line, markup=False, soft_wrap=True)
+def _row(r: ReplyRecord) -> tuple[str, ...]:
+    return (
+        str(r.id),
+        _when(r.received_at),
+        r.account or "-",
+        r.phone,
+        _push(r),
+        _tries(r),
+        r.content,
+    )
 
 
 def _describe(r: ReplyRecord) -> list[tuple[str, str]]:

@@ -1,4 +1,4 @@
-"""The `smsgate` command: serve, migrate, and the operator's admin commands.
+"""The `smsgate` command's root: global options, the command groups, and `main()`.
 
 Every command reads the same settings (``--data-dir`` / ``SMSGATE_DATA_DIR``, or
 ``SMSGATE_DATABASE_URL``). Errors print one line and exit 1, never a traceback.
@@ -6,59 +6,79 @@ Every command reads the same settings (``--data-dir`` / ``SMSGATE_DATA_DIR``, or
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from smsgate import __version__, errors
+from smsgate.cli import client
+from smsgate.cli.context import DATA_DIR_HELP, RootOptions
+from smsgate.cli.output import err, fail, out
 
-# soft_wrap: a message is one line even in a pipe (rich would wrap it at 80 columns).
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
-
-app = typer.Typer(
-    name="smsgate",
-    help="smsgate: a self-hosted SMS gateway that speaks the SMSBao (短信宝) HTTP API.\n\n"
-    "Start with `smsgate serve --demo`, then point any SMSBao client at the printed URL.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+HELP = (
+    "smsgate: a self-hosted SMS gateway that speaks the SMSBao (短信宝) HTTP API.\n\n"
+    "Start with `smsgate serve --demo`, then point any SMSBao client at the printed URL."
 )
 
-DataDir = Annotated[
+
+# The root's --data-dir reads the environment too; a command's own --data-dir does not,
+# so that `SMSGATE_DATA_DIR=A smsgate --data-dir B account list` uses B.
+RootDataDir = Annotated[
     Path | None,
     typer.Option(
         "--data-dir",
-        help="Data directory (SQLite lives here).",
+        help=DATA_DIR_HELP,
         envvar="SMSGATE_DATA_DIR",
         show_default="./smsgate-data",
     ),
 ]
 
 
-@app.callback()
-def root(
-    data_dir: DataDir = None,
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
-) -> None:
-    if version:
+def _print_version(wanted: bool) -> None:
+    if wanted:
         out.print(f"smsgate {__version__}")
         raise typer.Exit()
-    if data_dir is not None:
-        os.environ["SMSGATE_DATA_DIR"] = str(data_dir)
 
 
-def _register() -> None:
-    from smsgate import cli_client
+def root(
+    ctx: typer.Context,
+    data_dir: RootDataDir = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    ctx.obj = RootOptions(data_dir=data_dir)
 
-    cli_client.register(app)
+
+def build() -> typer.Typer:
+    """The `smsgate` app: the root and every command group installed."""
+    app = typer.Typer(
+        name="smsgate",
+        help=HELP,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(root)
+    client.register(app)
     try:  # the server's commands need the `server` extra; the client's do not
-        from smsgate import cli_admin, cli_mo, cli_policy, cli_serve
+        from smsgate.cli import (
+            accounts,
+            messages,
+            optouts,
+            products,
+            replies,
+            serve,
+            signatures,
+            templates,
+            words,
+        )
     except ImportError as missing:
         if (missing.name or "").startswith("smsgate"):
             raise  # our own bug, not a missing extra
@@ -66,16 +86,25 @@ def _register() -> None:
             f"Server commands are not installed ({missing.name} is missing): "
             "pip install 'smsgate[server]'"
         )
-        return
-    cli_serve.register(app)
-    cli_admin.register(app)
-    cli_policy.register(app)
-    cli_mo.register(app)
+        return app
+    for group in (
+        serve,
+        accounts,
+        signatures,
+        products,
+        words,
+        templates,
+        optouts,
+        messages,
+        replies,
+    ):
+        group.register(app)
+    return app
 
 
 def main() -> None:
     """Entry point: run the Typer app, turning every known failure into one line, exit 1."""
-    _register()
+    app = build()
     usage_error, abort = _click_errors()
     try:
         code = app(standalone_mode=False)
@@ -84,13 +113,13 @@ def main() -> None:
             out.print(exc.ctx.get_help(), markup=False)  # a bare group: show what it offers
             sys.exit(0)
         hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
-        err.print(f"error: {exc.format_message()}{hint}", markup=False)
+        fail(f"{exc.format_message()}{hint}")
         sys.exit(1)
     except abort:
         err.print("aborted")
         sys.exit(1)
     except errors.SmsgateError as exc:
-        err.print(f"error: {exc}")
+        fail(str(exc))
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -98,7 +127,7 @@ def main() -> None:
     except Exception as exc:  # a database that is down, a disk that is full...
         if _is_database_error(exc):
             first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            err.print(f"error: the database is not reachable or not usable: {first_line}")
+            fail(f"the database is not reachable or not usable: {first_line}")
             err.print("check --data-dir / SMSGATE_DATABASE_URL and that the database is running")
             sys.exit(1)
         raise

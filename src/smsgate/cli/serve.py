@@ -1,31 +1,37 @@
-"""`smsgate serve`, `smsgate migrate` and `smsgate config`."""
+"""`smsgate serve`, `smsgate worker`, `smsgate migrate` and `smsgate config`."""
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from smsgate import __version__, errors
-from smsgate.cli import out
+from smsgate.cli.context import DataDir, build_settings, open_database
+from smsgate.cli.output import out
 from smsgate.core.accounts import password_md5
-from smsgate.settings import Settings, sample_toml
+from smsgate.settings import HANDOVER_ENV, Settings, sample_toml
+
+if TYPE_CHECKING:
+    from smsgate.database import Database
+
+# What uvicorn imports in each process of `serve --workers N`.
+APP_FACTORY = "smsgate.app:app_from_env"
 
 DEMO_USER = "demo"
 DEMO_BALANCE = 1000
+
+config_group = typer.Typer(help="Settings: print a sample config file.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
     app.command(help="Run the gateway: SMSBao endpoints, JSON API and console on one port.")(serve)
     app.command(help="Create or upgrade the database schema (serve does this on start).")(migrate)
     app.command(help="Dispatch queued messages without serving HTTP (for scale-out).")(worker)
-    config = typer.Typer(help="Settings: print a sample config file.", no_args_is_help=True)
-    config.command("sample", help="Print a commented smsgate.toml with every setting.")(
-        config_sample
-    )
-    app.add_typer(config, name="config")
+    app.add_typer(config_group, name="config")
 
 
 def serve(
@@ -38,28 +44,37 @@ def serve(
     no_worker: Annotated[
         bool, typer.Option("--no-worker", help="Do not dispatch here; run `smsgate worker`.")
     ] = False,
+    data_dir: DataDir = None,
 ) -> None:
-    if no_worker:
-        os.environ["SMSGATE_RUN_WORKER"] = "false"
-    if host is not None:
-        os.environ["SMSGATE_HOST"] = host
-    if port is not None:
-        os.environ["SMSGATE_PORT"] = str(port)
-    settings = Settings()
+    settings = build_settings(
+        data_dir, host=host, port=port, run_worker=False if no_worker else None
+    )
     if workers > 1 and settings.database_url is None and settings.run_worker:
         raise errors.InvalidInput(
             "on SQLite one process dispatches: use `--workers N --no-worker` plus one "
             "`smsgate worker`, or PostgreSQL (SMSGATE_DATABASE_URL) to scale out"
         )
-    gateway = _open(settings)  # migrates a fresh database before any worker starts
-    demo_lines = _ensure_demo(gateway) if demo else []
-    gateway.close()
+    with open_database(settings=settings) as db:  # migrates a fresh database before serving
+        demo_lines = _ensure_demo(db) if demo else []
     _banner(settings, demo_lines)
+    _run_server(settings, workers)
 
+
+def _run_server(settings: Settings, workers: int) -> None:
+    """uvicorn on the app built from ``settings``: in this process, or in ``workers``
+    processes that receive the settings as one JSON variable (they import the app by name)."""
     import uvicorn
 
+    app: Any
+    if workers == 1:
+        from smsgate.app import serving_app
+
+        app = functools.partial(serving_app, settings)  # called once uvicorn set up logging
+    else:
+        os.environ[HANDOVER_ENV] = settings.model_dump_json()  # inherited by the workers
+        app = APP_FACTORY
     uvicorn.run(
-        "smsgate.app:app_from_env",
+        app,
         factory=True,
         host=settings.host,
         port=settings.port,
@@ -70,14 +85,14 @@ def serve(
     )
 
 
-def worker() -> None:
+def worker(data_dir: DataDir = None) -> None:
     import asyncio
     import logging
 
     from smsgate.app import run_worker
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s %(message)s")
-    settings = Settings()
+    settings = build_settings(data_dir)
     out.print(f"smsgate worker dispatching from {_describe_db(settings)}")
     try:
         asyncio.run(run_worker(settings))
@@ -85,33 +100,29 @@ def worker() -> None:
         out.print("stopped")
 
 
-def migrate() -> None:
-    settings = Settings()
-    _open(settings).close()
+def migrate(data_dir: DataDir = None) -> None:
+    settings = build_settings(data_dir)
+    with open_database(settings=settings):
+        pass  # opening it migrates it
     out.print(f"database is up to date: {_describe_db(settings)}")
 
 
+@config_group.command("sample", help="Print a commented smsgate.toml with every setting.")
 def config_sample() -> None:
     out.print(sample_toml(), end="", markup=False)
 
 
-def _open(settings: Settings):  # type: ignore[no-untyped-def]
-    from smsgate.gateway import Gateway
-
-    return Gateway.open(settings)
-
-
-def _ensure_demo(gateway) -> list[str]:  # type: ignore[no-untyped-def]
+def _ensure_demo(db: Database) -> list[str]:
     """A demo account with a fresh password each start, so the printed one always works."""
     password = secrets.token_urlsafe(9)
     try:
-        created = gateway.admin.create_account(DEMO_USER, password, DEMO_BALANCE)
+        created = db.admin.create_account(DEMO_USER, password, DEMO_BALANCE)
         api_key = created.api_key
-        gateway.admin.add_signature(DEMO_USER, "smsgate")
+        db.admin.add_signature(DEMO_USER, "smsgate")
     except errors.Conflict:
-        gateway.admin.configure(DEMO_USER, password=password, enabled=True)
-        api_key = gateway.admin.new_api_key(DEMO_USER)
-    info = gateway.admin.show(DEMO_USER)
+        db.admin.configure(DEMO_USER, password=password, enabled=True)
+        api_key = db.admin.new_api_key(DEMO_USER)
+    info = db.admin.show(DEMO_USER)
     return [
         "Demo account:",
         f"  username  {DEMO_USER}",

@@ -1,6 +1,6 @@
 """The database side of smsgate, composed: stores and the operator services.
 
-The CLI's admin commands open a Gateway and nothing else, so they start without
+The CLI's admin commands open a Database and nothing else, so they start without
 importing the web stack; `app.py` builds the server and workers on top of one.
 """
 
@@ -23,7 +23,7 @@ from smsgate.store.policy import SqlPolicyStore
 
 
 @dataclass
-class Gateway:
+class Database:
     """The database side of one process: stores and the operator services."""
 
     settings: Settings
@@ -37,7 +37,7 @@ class Gateway:
     inbound: InboundService
 
     @classmethod
-    def open(cls, settings: Settings, *, migrate_schema: bool = True) -> Gateway:
+    def open(cls, settings: Settings, *, migrate_schema: bool = True) -> Database:
         engine = create_engine(settings.sqlalchemy_url)
         if migrate_schema and pending_migrations(engine):
             migrate(engine)
