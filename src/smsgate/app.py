@@ -186,6 +186,7 @@ def create_app(settings: Settings, database: Database | None = None) -> ASGIApp:
             yield
         finally:
             await runtime.stop()
+            log.info("Application shutdown complete: queued writes committed, workers stopped")
 
     app = FastAPI(
         title="smsgate",
@@ -298,7 +299,8 @@ async def _home(_request: Request) -> Response:
 
 
 def serving_app(settings: Settings) -> ASGIApp:
-    """What `smsgate serve` runs: the app, with the server's logging (after uvicorn's)."""
+    """What `smsgate serve` runs: the app, with the server's logging (after the HTTP
+    server's own, which may already have configured some loggers)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s %(message)s")
     access_logging.install()
     return create_app(settings)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -44,6 +44,16 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address `smsgate serve` listens on.")
     port: int = Field(DEFAULT_PORT, description="Port `smsgate serve` listens on.")
+    server: Literal["granian", "uvicorn"] = Field(
+        "granian",
+        description="The HTTP server `smsgate serve` runs the app on: granian (faster on this "
+        "workload, see docs/benchmarks.md) or uvicorn.",
+    )
+    access_log: bool = Field(
+        False,
+        description="Log every HTTP request (the `p` secret masked). Off by default: a log "
+        "line per request costs a quarter of the server's time under load.",
+    )
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="CIDRs of reverse proxies whose X-Forwarded-For is believed.",

@@ -26,10 +26,12 @@ MAX_BODY = 64 * 1024
 
 @pytest.fixture(scope="module")
 def shared_server_env() -> dict[str, str]:
-    # every request comes from 127.0.0.1: keep the failed-login limits out of the way
+    # every request comes from 127.0.0.1: keep the failed-login limits out of the way;
+    # the access log is opt-in, and what it writes is under test here
     return {
         "SMSGATE_LOGIN_FAILURES_PER_IP": "100000",
         "SMSGATE_LOGIN_FAILURES_PER_ACCOUNT": "100000",
+        "SMSGATE_ACCESS_LOG": "true",
     }
 
 

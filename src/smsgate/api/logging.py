@@ -23,10 +23,14 @@ def redact(text: str) -> str:
 
 class RedactSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        record.msg = redact(record.getMessage())  # whatever the server put in its args
+        record.args = None
         return True
 
 
+ACCESS_LOGGERS = ("uvicorn.access", "granian.access")
+
+
 def install() -> None:
-    logging.getLogger("uvicorn.access").addFilter(RedactSecrets())
+    for name in ACCESS_LOGGERS:
+        logging.getLogger(name).addFilter(RedactSecrets())

@@ -58,6 +58,8 @@ def decode_content(c: str) -> str:
 
 def _decode(raw: bytes) -> str:
     try:
+        if b"%" not in raw:  # most keys and many values: nothing to unquote
+            return raw.replace(b"+", b" ").decode("utf-8")
         return unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
     except UnicodeDecodeError:
         raise errors.Rejected(errors.PARAMS_INCOMPLETE, "parameters must be UTF-8") from None

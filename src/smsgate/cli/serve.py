@@ -21,6 +21,13 @@ if TYPE_CHECKING:
 # What uvicorn imports in each process of `serve --workers N`.
 APP_FACTORY = "smsgate.app:app_from_env"
 
+# granian's default line leaves the query string out; ours keeps it (with `p` masked by
+# api/logging.py), since `u` and the path are what an operator looks for.
+ACCESS_LOG_FORMAT = (
+    '[%(time)s] %(addr)s - "%(method)s %(path)s?%(query_string)s %(protocol)s" '
+    "%(status)d %(dt_ms).3f"
+)
+
 DEMO_USER = "demo"
 DEMO_BALANCE = 1000
 
@@ -61,6 +68,37 @@ def serve(
 
 
 def _run_server(settings: Settings, workers: int) -> None:
+    """The app built from ``settings`` on the configured HTTP server."""
+    if settings.server == "uvicorn":
+        _run_uvicorn(settings, workers)
+    else:
+        _run_granian(settings, workers)
+
+
+def _run_granian(settings: Settings, workers: int) -> None:
+    """granian runs the app in worker processes, which import it by name: they receive
+    the settings as one JSON variable."""
+    from granian import Granian
+    from granian.constants import Interfaces, Loops
+    from granian.log import LogLevels
+
+    os.environ[HANDOVER_ENV] = settings.model_dump_json()  # inherited by the workers
+    Granian(
+        APP_FACTORY,
+        factory=True,
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.ASGI,
+        workers=workers,
+        loop=Loops.uvloop,
+        backlog=2048,
+        log_access=settings.access_log,
+        log_access_format=ACCESS_LOG_FORMAT,
+        log_level=LogLevels.info,
+    ).serve()
+
+
+def _run_uvicorn(settings: Settings, workers: int) -> None:
     """uvicorn on the app built from ``settings``: in this process, or in ``workers``
     processes that receive the settings as one JSON variable (they import the app by name)."""
     import uvicorn
@@ -81,6 +119,7 @@ def _run_server(settings: Settings, workers: int) -> None:
         workers=workers,
         proxy_headers=False,  # X-Forwarded-For is honoured only from trusted_proxies
         server_header=False,
+        access_log=settings.access_log,
         log_level="info",
     )
 

@@ -16,7 +16,6 @@ import unicodedata
 ZERO_WIDTH = "\u200b\u200c\u200d\u2060\u00ad\ufeff"
 
 _NOT_ALNUM = re.compile(r"[\W_]+")  # \W is "not str.isalnum()": keeps letters (CJK too), digits
-_BMP_LIMIT = 0xFFFF
 
 
 def ucs2_len(text: str) -> int:
@@ -25,7 +24,10 @@ def ucs2_len(text: str) -> int:
     Every character counts 1; one outside the Basic Multilingual Plane (most emoji)
     needs a surrogate pair and counts 2.
     """
-    return len(text) + sum(1 for ch in text if ord(ch) > _BMP_LIMIT)
+    if text.isascii():
+        return len(text)
+    # A character outside the BMP becomes a surrogate pair: two code units.
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def strip_blank(text: str) -> str:

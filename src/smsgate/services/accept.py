@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from smsgate import errors
 from smsgate.core import phones as phone_rules
 from smsgate.core.accounts import Account, Product
+from smsgate.core.frequency import FrequencyLimits
 from smsgate.core.messages import Charge, Kind
 from smsgate.core.signatures import check_signature
 from smsgate.core.templates import check_template
@@ -53,14 +54,15 @@ class AcceptService:
         self._writer = writer
         self._clock = clock
         self._notify = notify  # wakes the dispatcher after a commit
+        # The frequency limits of (account, product), worked out once per snapshot.
+        self._limits: dict[tuple[int, str], FrequencyLimits] = {}
+        self._limits_rev = -1
 
     async def accept(self, account: Account, request: SendRequest) -> int:
         """Check, charge and enqueue; the batch id, or Rejected with the first failed code."""
         snap = self._snapshot.current
         charge = self._checked_charge(snap, account, request)
-        limits = self._frequency.limits_for(
-            snap.account_limits.get(account.id), snap.product_limits.get(charge.product_id)
-        )
+        limits = self._limits_for(snap, account.id, charge.product_id)
         reservation = self._frequency.reserve(
             account.id, charge.phones, charge.content, limits, charge.at
         )
@@ -74,6 +76,17 @@ class AcceptService:
             raise errors.Rejected(errors.INSUFFICIENT_BALANCE, f"costs {charge.cost} units")
         self._notify()
         return batch_id
+
+    def _limits_for(self, snap: Snapshot, account_id: int, product_id: str) -> FrequencyLimits:
+        if snap.rev != self._limits_rev:
+            self._limits, self._limits_rev = {}, snap.rev
+        limits = self._limits.get((account_id, product_id))
+        if limits is None:
+            limits = self._frequency.limits_for(
+                snap.account_limits.get(account_id), snap.product_limits.get(product_id)
+            )
+            self._limits[(account_id, product_id)] = limits
+        return limits
 
     def _checked_charge(self, snap: Snapshot, account: Account, request: SendRequest) -> Charge:
         product = _product(snap, account, request.product)

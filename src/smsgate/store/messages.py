@@ -38,9 +38,8 @@ S = MessageState
 
 
 def _may_become(target: MessageState) -> sa.ColumnElement[bool]:
-    """``state`` is one that may move to ``target`` (written out, so that the statement
-    also runs with many parameter sets, which an expanding IN list does not)."""
-    return sa.or_(*(t.messages.c.state == s.value for s in sorted(sources(target))))
+    """``state`` is one that may move to ``target``."""
+    return t.messages.c.state.in_(sorted(s.value for s in sources(target)))
 
 
 # Statements built once: the group commit runs them with many parameter sets each.
@@ -77,27 +76,24 @@ _DEBIT = (
         sent=_a.c.sent + sa.bindparam("sent"),
     )
 )
+
+
+def _states_sql(states: frozenset[MessageState]) -> str:
+    """``state IN (...)`` for statements written out below (our own enum values only)."""
+    return "state IN (" + ", ".join(f"'{s.value}'" for s in sorted(states)) + ")"
+
+
+# Per-message updates of a dispatch round or a batch of delivery reports, for the driver's
+# executemany (see _insert_rows); "?" becomes the driver's own placeholder.
 _SUBMITTED = (
-    _m.update()
-    .where(_m.c.id == sa.bindparam("msg"), _may_become(S.SUBMITTED))
-    .values(
-        state=S.SUBMITTED.value, carrier_ref=sa.bindparam("ref"), submitted_at=sa.bindparam("now")
-    )
+    "UPDATE messages SET state = ?, carrier_ref = ?, submitted_at = ? "
+    f"WHERE id = ? AND {_states_sql(sources(S.SUBMITTED))}"
 )
 _LATE_REF = (
-    _m.update()
-    .where(
-        _m.c.id == sa.bindparam("msg"),
-        _m.c.state == S.UNKNOWN.value,
-        _m.c.carrier_ref.is_(None),
-    )
-    .values(carrier_ref=sa.bindparam("ref"), submitted_at=sa.bindparam("now"))
+    "UPDATE messages SET carrier_ref = ?, submitted_at = ? "
+    f"WHERE id = ? AND state = '{S.UNKNOWN.value}' AND carrier_ref IS NULL"
 )
-_SETTLE = (
-    _m.update()
-    .where(_m.c.id == sa.bindparam("msg"), _m.c.state == sa.bindparam("old"))
-    .values(state=sa.bindparam("new"), error=sa.bindparam("reason"), done_at=sa.bindparam("at"))
-)
+_SETTLE = "UPDATE messages SET state = ?, error = ?, done_at = ? WHERE id = ? AND state = ?"
 _RETRY_LATER = (
     _o.update()
     .where(_o.c.message_id == sa.bindparam("msg"))
@@ -334,11 +330,12 @@ class SqlMessageStore:
                 )
 
     def _submitted(self, conn: sa.Connection, taken: Sequence[SubmitResult], now: datetime) -> None:
-        refs = [{"msg": r.message_id, "ref": r.carrier_ref, "now": now} for r in taken]
-        conn.execute(_SUBMITTED, refs)
+        at = _time_binder(conn)(now)
+        refs = [(r.carrier_ref, at, r.message_id) for r in taken]
+        _execute_many(conn, _SUBMITTED, [(S.SUBMITTED.value, *ref) for ref in refs])
         # A message reaped as `unknown` while its (slow) submit was out stays unknown, but
         # keeps the carrier's reference, so that its delivery report can still settle it.
-        conn.execute(_LATE_REF, refs)
+        _execute_many(conn, _LATE_REF, refs)
         conn.execute(_DEQUEUE, {"ids": [r.message_id for r in taken]})
 
     def _fail_unsent(
@@ -362,20 +359,12 @@ class SqlMessageStore:
         reasons = dict(failures)
         never_sent = refund_sources(state)  # accepted: a carrier never had it
         moves = [r for r in rows.values() if MessageState(r.state) in never_sent]
-        if moves:
-            conn.execute(
-                _SETTLE,
-                [
-                    {
-                        "msg": r.id,
-                        "old": r.state,
-                        "new": state.value,
-                        "reason": reasons[r.id][:200],
-                        "at": now,
-                    }
-                    for r in moves
-                ],
-            )
+        at = _time_binder(conn)(now)
+        _execute_many(
+            conn,
+            _SETTLE,
+            [(state.value, reasons[r.id][:200], at, r.id, r.state) for r in moves],
+        )
         conn.execute(_DEQUEUE, {"ids": ids})
         for r in (r for r in moves if r.cost > 0):
             post(conn, r.account_id, r.cost, LedgerKind.REFUND, f"message:{r.id}", now)
@@ -436,6 +425,7 @@ class SqlMessageStore:
         for r in reports:
             by_carrier[r.carrier].add(r.carrier_ref)
         with writing(self.engine) as conn:
+            at = _time_binder(conn)
             found: dict[tuple[str, str], tuple[int, MessageState]] = {}
             for carrier, refs in by_carrier.items():
                 query = sa.select(m.c.id, m.c.carrier_ref, m.c.state).where(
@@ -445,7 +435,8 @@ class SqlMessageStore:
                     query = query.with_for_update()
                 for row in conn.execute(query):
                     found[(carrier, row.carrier_ref)] = (row.id, MessageState(row.state))
-            settled, moves = [], []
+            settled: list[bool] = []
+            moves: list[tuple[Any, ...]] = []
             for r in reports:
                 hit = found.get((r.carrier, r.carrier_ref))
                 if hit is None or hit[1] not in report_sources(r.state):
@@ -453,18 +444,9 @@ class SqlMessageStore:
                     continue
                 message_id, old = hit
                 found[(r.carrier, r.carrier_ref)] = (message_id, r.state)  # a duplicate now fails
-                moves.append(
-                    {
-                        "msg": message_id,
-                        "old": old.value,
-                        "new": r.state.value,
-                        "reason": r.error,
-                        "at": r.at,
-                    }
-                )
+                moves.append((r.state.value, r.error, at(r.at), message_id, old.value))
                 settled.append(True)
-            if moves:
-                conn.execute(_SETTLE, moves)
+            _execute_many(conn, _SETTLE, moves)
         return settled
 
     # -- reading ----------------------------------------------------------------------
@@ -522,17 +504,22 @@ def _insert_rows(
     more than the database's own work. Values must already be in the driver's form
     (see :func:`_time_binder` for timestamps).
     """
+    table, columns = into
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    )
+    _execute_many(conn, sql, rows)
+
+
+def _execute_many(conn: sa.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    """``sql`` (with ``?`` placeholders) once per row, in one executemany of the driver."""
     if rows:
-        conn.exec_driver_sql(_insert_sql(conn.dialect.paramstyle, *into), rows)
+        conn.exec_driver_sql(_for_driver(conn.dialect.paramstyle, sql), rows)
 
 
 @functools.cache
-def _insert_sql(paramstyle: str, table: sa.Table, columns: tuple[str, ...]) -> str:
-    mark = "?" if paramstyle == "qmark" else "%s"
-    return (
-        f"INSERT INTO {table.name} ({', '.join(columns)}) "
-        f"VALUES ({', '.join(mark for _ in columns)})"
-    )
+def _for_driver(paramstyle: str, sql: str) -> str:
+    return sql if paramstyle == "qmark" else sql.replace("?", "%s")
 
 
 def _time_binder(conn: sa.Connection) -> Callable[[datetime], Any]:
