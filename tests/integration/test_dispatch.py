@@ -56,11 +56,6 @@ class CountingSimulator(SimulatorCarrier):
 
 
 @pytest.fixture
-def messages(engine: sa.Engine) -> SqlMessageStore:
-    return SqlMessageStore(engine)
-
-
-@pytest.fixture
 def alice(admin: AdminService, store: SqlAccountStore) -> int:
     admin.create_account("alice", "secret123", balance=1000)
     return store.account_info("alice").account.id

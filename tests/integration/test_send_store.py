@@ -24,7 +24,7 @@ from smsgate.store import tables as t
 from smsgate.store.accounts import SqlAccountStore
 from smsgate.store.messages import SqlMessageStore
 from smsgate.store.writer import GroupCommitWriter
-from tests.conftest import ManualClock
+from tests.support.clock import ManualClock
 
 S = MessageState
 SIM = "simulator"
@@ -32,11 +32,6 @@ PHONES = tuple(f"1380013{n:04d}" for n in range(100))
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def messages(engine: sa.Engine) -> SqlMessageStore:
-    return SqlMessageStore(engine)
 
 
 class Accounts:

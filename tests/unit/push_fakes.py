@@ -15,7 +15,7 @@ from datetime import datetime
 from smsgate.core.push_policy import CircuitState, is_paused
 from smsgate.core.states import PushState
 from smsgate.ports import AttemptRecord, ClaimedPush, PushAttempt
-from tests.conftest import ManualClock
+from tests.support.clock import ManualClock
 
 
 @dataclass
