@@ -13,7 +13,7 @@ def wait_for(
     probe: Callable[[], T],
     done: Callable[[T], object] = bool,
     timeout: float = 2.0,
-    interval: float = 0.05,
+    interval: float = 0.1,
 ) -> T:
     """Call `probe` until `done(result)` holds or `timeout` s have passed; the last result.
 
