@@ -71,25 +71,41 @@ class AccountPool:
     """Fresh accounts with the signature 【短信宝】 and a given balance, made ahead of time.
 
     A background thread keeps up to `ahead` accounts ready (argon2 hashing makes each one
-    cost ~0.2 s), so tests rarely wait for one. :meth:`take` returns an account only once
-    the running server has loaded it. Close the pool before its provisioner.
+    cost ~0.2 s), so tests rarely wait for one. With `total`, exactly that many are made at
+    once, before any test runs: nothing is created (and no snapshot reloaded) while a
+    timing-sensitive test runs. :meth:`take` returns an account only once the running
+    server has loaded it. Close the pool before its provisioner.
     """
 
-    def __init__(self, provisioner: Provisioner, balance: int = 1000, ahead: int = 4) -> None:
+    def __init__(
+        self,
+        provisioner: Provisioner,
+        balance: int = 1000,
+        ahead: int = 4,
+        total: int | None = None,
+    ) -> None:
         self._provisioner = provisioner
         self._balance = balance
-        self._ready: queue.Queue[tuple[Account, int]] = queue.Queue(maxsize=ahead)
+        self._ready: queue.Queue[tuple[Account, int]] = queue.Queue(maxsize=total or ahead)
         self._stop = threading.Event()
         self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        if total is not None:
+            for _ in range(total):
+                self._ready.put_nowait(self._new())
+            return
         self._thread = threading.Thread(target=self._fill, name="account-pool", daemon=True)
         self._thread.start()
 
+    def _new(self) -> tuple[Account, int]:
+        """A new account, and the config revision the server must load to know it."""
+        [acct] = self._provisioner.accounts(1, self._balance, sync=False)
+        return acct, self._provisioner.server.config_rev()
+
     def _fill(self) -> None:
-        server = self._provisioner.server
         try:
             while not self._stop.is_set():
-                [acct] = self._provisioner.accounts(1, self._balance, sync=False)
-                item = (acct, server.config_rev())
+                item = self._new()
                 while not self._stop.is_set():
                     with contextlib.suppress(queue.Full):
                         self._ready.put(item, timeout=0.2)
@@ -98,28 +114,36 @@ class AccountPool:
             self._error = exc
 
     def take(self) -> Account:
+        acct, rev = self._next()
+        self._provisioner.server.wait_loaded(rev)
+        return acct
+
+    def _next(self) -> tuple[Account, int]:
+        if self._thread is None:
+            assert not self._ready.empty(), "the pool's `total` is used up"
+            return self._ready.get_nowait()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                acct, rev = self._ready.get(timeout=0.5)
+                return self._ready.get(timeout=0.5)
             except queue.Empty:
                 if self._error is not None:
                     raise RuntimeError("the account pool failed") from self._error
-                continue
-            self._provisioner.server.wait_loaded(rev)
-            return acct
         raise TimeoutError("no account from the pool within 60 s")
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(30)
+        if self._thread is not None:
+            self._thread.join(30)
 
 
 @contextlib.contextmanager
-def account_pool(server: ServerProcess, balance: int) -> Iterator[AccountPool]:
+def account_pool(
+    server: ServerProcess, balance: int, total: int | None = None
+) -> Iterator[AccountPool]:
     """A pool with a provisioner of its own on `server` (e.g. a second node)."""
     provisioner = Provisioner(server)
-    pool = AccountPool(provisioner, balance)
+    pool = AccountPool(provisioner, balance, total=total)
     try:
         yield pool
     finally:

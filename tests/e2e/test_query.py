@@ -309,7 +309,8 @@ def tuned_server(shared_server: ServerProcess) -> Iterator[ServerProcess]:
 
 @pytest.fixture(scope="module")
 def tuned_pool(tuned_server: ServerProcess) -> Iterator[AccountPool]:
-    with account_pool(tuned_server, balance=10) as pool:
+    # made before the tests: one of them times a 2 s window, undisturbed
+    with account_pool(tuned_server, balance=10, total=4) as pool:
         yield pool
 
 
