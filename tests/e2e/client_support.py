@@ -24,7 +24,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from smsgate.client import AsyncClient, Client, handle_push
 from smsgate.client.receiver import ReplyCallback
-from tests.e2e.conftest import Account
+from tests.e2e.server_support import Account
 
 KINDS = ("Client", "AsyncClient")
 
@@ -295,11 +295,3 @@ def journal(path: Path) -> list[dict[str, Any]]:
     """The records of ``<path>.smsgate-journal`` (the CLI's resumable-send journal)."""
     lines = path.with_name(path.name + ".smsgate-journal").read_text(encoding="utf-8")
     return [json.loads(line) for line in lines.splitlines() if line.strip()]
-
-
-def until(condition: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.05)

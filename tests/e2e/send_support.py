@@ -5,11 +5,7 @@ wire check every SMSBao answer must pass, unique numbers and contents, the accou
 books read straight from the test database, the JSON API's message list, and a small
 recording relay that shows which request line a proxied client really sent.
 
-Accounts. `smsgate account create` + `signature add` cost ~1.5 s of process start-up per
-account, and these tests need dozens, so :class:`Provisioner` runs the very same admin
-service the CLI runs (``Database.open(Settings()).admin``), in this process, on the
-server's database. Every other operator action a test is about (products, words,
-templates, limits, top-ups, enabling/disabling, allowlists) goes through the real CLI.
+Accounts come from accounts_support.py (the ``pool`` and ``provisioner`` fixtures).
 """
 
 from __future__ import annotations
@@ -17,26 +13,24 @@ from __future__ import annotations
 import contextlib
 import http.client
 import itertools
-import queue
 import random
 import re
 import socket
 import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 import sqlalchemy as sa
 
-from tests.e2e.conftest import RELOADED_RE, SEEN_WITHIN, Account, ServerProcess, unique_name
+from tests.e2e.accounts_support import SIGNATURE
+from tests.e2e.server_support import Account, ServerProcess
+from tests.support.waiting import wait_for
 
 TEXT = "text/plain; charset=utf-8"
-SIGNATURE = "短信宝"
 SIG = f"【{SIGNATURE}】"
 # Every send answer: 0, -1 or a two-digit code; nothing else, no whitespace.
 SEND_BODY = re.compile(r"0|-1|[1-9][0-9]")
@@ -223,108 +217,6 @@ def query_string(params: Mapping[str, str]) -> str:
     return urlencode(params, encoding="utf-8")
 
 
-# -- accounts -----------------------------------------------------------------------------
-
-
-class Provisioner:
-    """Creates accounts with the CLI's own admin service, in this process (see top)."""
-
-    def __init__(self, server: ServerProcess) -> None:
-        from smsgate.database import Database
-        from smsgate.settings import Settings
-
-        self.server = server
-        settings = Settings(
-            data_dir=Path(server.data_dir),
-            database_url=server.env.get("SMSGATE_DATABASE_URL"),
-        )
-        self._gateway = Database.open(settings, migrate_schema=False)
-
-    def accounts(
-        self,
-        n: int,
-        balance: int = 1000,
-        signature: str | None = SIGNATURE,
-        *,
-        sync: bool = True,
-    ) -> list[Account]:
-        """`n` new accounts; with `sync`, returns once the running server has them."""
-        created = []
-        for _ in range(n):
-            username, password = unique_name("snd"), f"pw-{random.getrandbits(48):x}"
-            new = self._gateway.admin.create_account(username, password, balance)
-            if signature:
-                self._gateway.admin.add_signature(username, signature)
-            created.append(Account(username, password, new.api_key))
-        if sync:
-            self.server.wait_synced()
-        return created
-
-    def account(self, balance: int = 1000, signature: str | None = SIGNATURE) -> Account:
-        return self.accounts(1, balance, signature)[0]
-
-    def close(self) -> None:
-        self._gateway.close()
-
-
-class Pool:
-    """Fresh signed accounts with a given balance, made ahead of time.
-
-    A background thread keeps up to `ahead` accounts ready (argon2 hashing makes each one
-    cost ~0.2 s), so tests rarely wait for one. :meth:`take` returns an account only once
-    the running server has loaded it. Close the pool before its provisioner.
-    """
-
-    def __init__(self, provisioner: Provisioner, balance: int = 1000, ahead: int = 4) -> None:
-        self._provisioner = provisioner
-        self._balance = balance
-        self._ready: queue.Queue[tuple[Account, int]] = queue.Queue(maxsize=ahead)
-        self._stop = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._fill, name="account-pool", daemon=True)
-        self._thread.start()
-
-    def _fill(self) -> None:
-        server = self._provisioner.server
-        try:
-            while not self._stop.is_set():
-                [acct] = self._provisioner.accounts(1, self._balance, sync=False)
-                item = (acct, server.config_rev())
-                while not self._stop.is_set():
-                    with contextlib.suppress(queue.Full):
-                        self._ready.put(item, timeout=0.2)
-                        break
-        except BaseException as exc:  # reported by take()
-            self._error = exc
-
-    def take(self) -> Account:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                acct, rev = self._ready.get(timeout=0.5)
-            except queue.Empty:
-                if self._error is not None:
-                    raise RuntimeError("the account pool failed") from self._error
-                continue
-            wait_loaded(self._provisioner.server, rev)
-            return acct
-        raise TimeoutError("no account from the pool within 60 s")
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(30)
-
-
-def wait_loaded(server: ServerProcess, rev: int, timeout: float = SEEN_WITHIN) -> None:
-    """Wait until the running server has loaded config revision `rev` (see wait_synced)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        seen = [int(r) for r in RELOADED_RE.findall(server.logs())]
-        if seen and max(seen) >= rev:
-            return
-        time.sleep(0.05)
-
-
 # -- the books, read from the database ------------------------------------------------
 
 
@@ -443,17 +335,6 @@ def v1_messages(
     raise AssertionError("next_cursor never ended")
 
 
-def wait_until(
-    probe: Callable[[], Any], done: Callable[[Any], bool], timeout: float, interval: float = 0.1
-) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if done(result) or time.monotonic() >= deadline:
-            return result
-        time.sleep(interval)
-
-
 def settle(
     client: httpx.Client,
     server: ServerProcess,
@@ -462,7 +343,7 @@ def settle(
     **params: Any,
 ) -> list[dict[str, Any]]:
     """Poll until every matching message is in a final state; the messages."""
-    items: list[dict[str, Any]] = wait_until(
+    items: list[dict[str, Any]] = wait_for(
         lambda: v1_messages(client, server, acct, **params),
         lambda items: bool(items) and all(m["state"] in FINAL_STATES for m in items),
         timeout,

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.e2e.conftest import Account, ServerProcess, parse_api_key, parse_show, unique_name
+from tests.e2e.server_support import Account, ServerProcess, parse_api_key, parse_show, unique_name
 
 pytestmark = pytest.mark.backends("sqlite")
 

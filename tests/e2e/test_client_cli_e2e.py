@@ -28,16 +28,17 @@ import pytest
 
 from smsgate import errors
 from smsgate.client import Client
-from tests.e2e.client_support import FORWARD, HOLD, SWALLOW, Valve, journal, until
-from tests.e2e.conftest import Account, ServerProcess, free_port
+from tests.e2e.accounts_support import Provisioner
+from tests.e2e.client_support import FORWARD, HOLD, SWALLOW, Valve, journal
 from tests.e2e.send_support import (
     SEND_ENV,
     Numbers,
-    Provisioner,
     books,
     content,
     stored_messages,
 )
+from tests.e2e.server_support import Account, ServerProcess, free_port
+from tests.support.waiting import wait_for
 
 TRICKY = "命令行 a+b&c=d 100% #1 😀"
 SUMMARY = (
@@ -307,7 +308,9 @@ def test_send_file_of_1000_numbers_interrupted_and_resumed_sends_no_number_twice
         valve.plan(FORWARD, FORWARD, FORWARD, SWALLOW)
         run = cli()
         valve.wait_for(8)
-        until(lambda: sum(stored().values()) == 7 * 99, 10, "the swallowed batch stored")
+        assert wait_for(lambda: sum(stored().values()) == 7 * 99, timeout=10), (
+            "not within 10 s: the swallowed batch stored"
+        )
         run.kill()
         out, _ = run.communicate(timeout=30)
         assert run.returncode == -signal.SIGKILL

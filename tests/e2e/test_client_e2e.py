@@ -53,6 +53,7 @@ from smsgate.client import (
     TransportError,
     plan_batches,
 )
+from tests.e2e.accounts_support import AccountPool, Provisioner
 from tests.e2e.client_support import (
     FORWARD,
     HOLD,
@@ -62,21 +63,19 @@ from tests.e2e.client_support import (
     Valve,
     serve_asgi,
     serve_handle_push,
-    until,
 )
-from tests.e2e.conftest import Account, ServerProcess
 from tests.e2e.send_support import (
     FINAL_STATES,
     SEND_ENV,
     Gate,
     Numbers,
-    Pool,
-    Provisioner,
     books,
     content,
     sized,
     stored_messages,
 )
+from tests.e2e.server_support import Account, ServerProcess
+from tests.support.waiting import wait_for
 
 FAIL_SUFFIX = "4444"  # the simulator reports numbers ending so `undelivered`
 OFFSETS = (0.0, 1.2, 2.4, 3.6)  # SMSGATE_PUSH_RETRY_MINUTES=0.02,0.04,0.06
@@ -124,12 +123,12 @@ class World:
     walled: Account  # allowlist: 10.9.9.9 only
     opted: Account  # its number `opted_phone` replied TD
     opted_phone: str
-    pool: Pool
+    pool: AccountPool
 
 
 @pytest.fixture(scope="module")
 def world(
-    shared_server: ServerProcess, provisioner: Provisioner, pool: Pool, numbers: Numbers
+    shared_server: ServerProcess, provisioner: Provisioner, pool: AccountPool, numbers: Numbers
 ) -> World:
     """Products (`tpl` template-required, `double` price 2), a sensitive word, and accounts
     in every state a refusal needs, all set up with the CLI."""
@@ -168,7 +167,7 @@ def test_send_one_several_and_a_product_then_the_exact_balance(
     shared_server: ServerProcess,
     world: World,
     clients: Clients,
-    pool: Pool,
+    pool: AccountPool,
     numbers: Numbers,
     creds: str,
 ) -> None:
@@ -200,7 +199,7 @@ def test_send_one_several_and_a_product_then_the_exact_balance(
 
 
 def test_content_with_a_percent_encoded_link_is_stored_as_sent(
-    shared_server: ServerProcess, clients: Clients, pool: Pool, numbers: Numbers
+    shared_server: ServerProcess, clients: Clients, pool: AccountPool, numbers: Numbers
 ) -> None:
     acct = pool.take()
     sms = clients(acct)
@@ -211,7 +210,7 @@ def test_content_with_a_percent_encoded_link_is_stored_as_sent(
 
 
 def test_send_international_and_voice_code(
-    shared_server: ServerProcess, clients: Clients, pool: Pool, numbers: Numbers
+    shared_server: ServerProcess, clients: Clients, pool: AccountPool, numbers: Numbers
 ) -> None:
     acct = pool.take()
     sms = clients(acct, "password")
@@ -235,7 +234,11 @@ def test_send_international_and_voice_code(
 
 
 def test_send_bulk_250_numbers_in_three_requests(
-    shared_server: ServerProcess, world: World, clients: Clients, pool: Pool, numbers: Numbers
+    shared_server: ServerProcess,
+    world: World,
+    clients: Clients,
+    pool: AccountPool,
+    numbers: Numbers,
 ) -> None:
     acct = pool.take()
     sms = clients(acct)
@@ -287,7 +290,7 @@ def test_send_bulk_250_numbers_in_three_requests(
 
 
 async def test_async_client_in_a_running_loop_sends_concurrently(
-    shared_server: ServerProcess, pool: Pool, numbers: Numbers
+    shared_server: ServerProcess, pool: AccountPool, numbers: Numbers
 ) -> None:
     """AsyncClient as an asyncio application uses it: 30 sends at once on one client."""
     acct = pool.take()
@@ -310,12 +313,12 @@ def _settled(sms: Any, count: int) -> list[dict[str, Any]]:
         found[:] = sms.messages(limit=500)
         return len(found) == count and all(m["state"] in FINAL_STATES for m in found)
 
-    until(done, 10, f"{count} messages in a final state")
+    assert wait_for(done, timeout=10), f"not within 10 s: {count} messages in a final state"
     return found
 
 
 def test_messages_filters_and_cursor_pagination(
-    clients: Clients, pool: Pool, numbers: Numbers
+    clients: Clients, pool: AccountPool, numbers: Numbers
 ) -> None:
     acct = pool.take()
     sms = clients(acct)
@@ -361,7 +364,11 @@ def test_messages_filters_and_cursor_pagination(
 
 
 def test_json_api_errors(
-    shared_server: ServerProcess, world: World, clients: Clients, pool: Pool, numbers: Numbers
+    shared_server: ServerProcess,
+    world: World,
+    clients: Clients,
+    pool: AccountPool,
+    numbers: Numbers,
 ) -> None:
     mine, theirs = pool.take(), pool.take()
     other = clients(theirs)
@@ -397,7 +404,7 @@ def test_json_api_errors(
 
 
 def test_replies_after_simulated_replies(
-    shared_server: ServerProcess, clients: Clients, pool: Pool, numbers: Numbers
+    shared_server: ServerProcess, clients: Clients, pool: AccountPool, numbers: Numbers
 ) -> None:
     acct = pool.take()
     sms = clients(acct)
@@ -534,7 +541,7 @@ def test_every_error_answer_raises_its_type(
 
 
 def test_a_send_that_times_out_is_never_sent_again_but_a_read_is_retried(
-    shared_server: ServerProcess, clients: Clients, pool: Pool, numbers: Numbers
+    shared_server: ServerProcess, clients: Clients, pool: AccountPool, numbers: Numbers
 ) -> None:
     acct = pool.take()
     valve = Valve(shared_server.url)
@@ -586,16 +593,18 @@ def _offsets(times: list[float]) -> list[float]:
 
 
 def test_receiver_gets_the_exact_text_and_answers_0(
-    shared_server: ServerProcess, pool: Pool, numbers: Numbers
+    shared_server: ServerProcess, pool: AccountPool, numbers: Numbers
 ) -> None:
     acct, phone = pool.take(), numbers.one()
     got: list[Reply] = []
     with serve_asgi(ReplyReceiver(got.append)) as url:
         _mo_setup(shared_server, acct, phone, f"{url}/sms/replies?token=t%2B1")
         shared_server.cli("simulate", "reply", phone, REPLY_TEXT)
-        until(lambda: got, 5, "the push")
+        assert wait_for(lambda: got, timeout=5), "not within 5 s: the push"
         with Client(acct.username, api_key=acct.api_key, base_url=shared_server.url) as sms:
-            until(lambda: sms.replies(state="succeeded"), 3, "the push succeeded")
+            assert wait_for(lambda: sms.replies(state="succeeded"), timeout=3), (
+                "not within 3 s: the push succeeded"
+            )
             [item] = sms.replies(phone=phone)
     [reply] = got
     assert (reply.phone, reply.content) == (phone, REPLY_TEXT)
@@ -607,7 +616,7 @@ def test_receiver_gets_the_exact_text_and_answers_0(
 
 
 def test_receiver_whose_callback_raises_answers_an_error_and_the_push_fails_after_4(
-    shared_server: ServerProcess, pool: Pool, numbers: Numbers
+    shared_server: ServerProcess, pool: AccountPool, numbers: Numbers
 ) -> None:
     acct, phone = pool.take(), numbers.one()
     calls: list[tuple[float, str]] = []
@@ -624,7 +633,9 @@ def test_receiver_whose_callback_raises_answers_an_error_and_the_push_fails_afte
         _mo_setup(shared_server, acct, phone, f"{url}/mo")
         shared_server.cli("simulate", "reply", phone, REPLY_TEXT)
         with Client(acct.username, api_key=acct.api_key, base_url=shared_server.url) as sms:
-            until(lambda: sms.replies(state="failed"), OFFSETS[-1] + 5, "the push failed")
+            assert wait_for(lambda: sms.replies(state="failed"), timeout=OFFSETS[-1] + 5), (
+                f"not within {OFFSETS[-1] + 5} s: the push failed"
+            )
             time.sleep(1.0)  # and nothing comes after the fourth attempt
             [item] = sms.replies(phone=phone)
     assert [c for _, c in calls] == [REPLY_TEXT] * 4
@@ -637,7 +648,7 @@ def test_receiver_whose_callback_raises_answers_an_error_and_the_push_fails_afte
 
 
 def test_handle_push_whose_callback_fails_once_then_succeeds(
-    shared_server: ServerProcess, pool: Pool, numbers: Numbers
+    shared_server: ServerProcess, pool: AccountPool, numbers: Numbers
 ) -> None:
     acct, phone = pool.take(), numbers.one()
     seen: list[str] = []
@@ -651,7 +662,9 @@ def test_handle_push_whose_callback_fails_once_then_succeeds(
         _mo_setup(shared_server, acct, phone, f"{url}/mo")
         shared_server.cli("simulate", "reply", phone, REPLY_TEXT)
         with Client(acct.username, api_key=acct.api_key, base_url=shared_server.url) as sms:
-            until(lambda: sms.replies(state="succeeded"), OFFSETS[1] + 4, "the second attempt")
+            assert wait_for(lambda: sms.replies(state="succeeded"), timeout=OFFSETS[1] + 4), (
+                f"not within {OFFSETS[1] + 4} s: the second attempt"
+            )
             [item] = sms.replies(phone=phone)
     assert seen == [REPLY_TEXT, REPLY_TEXT]
     assert (item["push"]["state"], item["push"]["attempts"]) == ("succeeded", 2)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,7 +26,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.e2e.conftest import Account, ServerProcess
+from tests.e2e.server_support import Account, ServerProcess
+from tests.support.waiting import wait_for
 
 SENDERS = 8
 KILL_AFTER_ACCEPTED = 150  # requests answered `0` before looking for a moment to kill
@@ -113,13 +113,8 @@ def _kill_while_in_flight(stream: Stream) -> tuple[set[int], datetime]:
     """Once the stream is flowing, kill when some claims are outstanding (or after
     KILL_WINDOW); return (the claims seen, when)."""
     server = stream.server
-    deadline = time.monotonic() + KILL_AFTER_AT_MOST
-    while stream.accepted() < KILL_AFTER_ACCEPTED and time.monotonic() < deadline:
-        time.sleep(0.02)
-    deadline = time.monotonic() + KILL_WINDOW
-    seen: set[int] = set()
-    while time.monotonic() < deadline and not seen:
-        seen = _claimed(server)
+    wait_for(stream.accepted, lambda n: n >= KILL_AFTER_ACCEPTED, KILL_AFTER_AT_MOST, 0.02)
+    seen = wait_for(lambda: _claimed(server), timeout=KILL_WINDOW, interval=0)
     killed_at = datetime.now(UTC)
     server.kill()
     return seen, killed_at
@@ -170,10 +165,9 @@ def test_kill_9_mid_stream_loses_nothing_and_sends_nothing_twice(server: ServerP
     assert not any(th.is_alive() for th in threads)
 
     server.start()
-    deadline = time.monotonic() + SETTLE_TIMEOUT
-    while not _settled(server, killed_at):
-        assert time.monotonic() < deadline, "messages did not settle after the restart"
-        time.sleep(0.1)
+    assert wait_for(lambda: _settled(server, killed_at), timeout=SETTLE_TIMEOUT), (
+        "messages did not settle after the restart"
+    )
     server.stop()
 
     _check(server, account, stream.requests, in_flight_seen, killed_at)

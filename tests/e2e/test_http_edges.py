@@ -16,7 +16,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.conftest import Account, AccountPool, ServerProcess, pool_demand, unique_name
+from tests.e2e.accounts_support import AccountPool
+from tests.e2e.server_support import Account, ServerProcess, unique_name
 
 pytestmark = pytest.mark.backends("sqlite")
 
@@ -36,15 +37,9 @@ def shared_server_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def pool(shared_server: ServerProcess, request: pytest.FixtureRequest) -> AccountPool:
-    demand = pool_demand(request, {"acct": 1}, ["queried"])
-    return shared_server.account_pool(balance=10, batch=demand)
-
-
-@pytest.fixture
-def acct(pool: AccountPool) -> Account:
-    """An account of this test's own, balance 10, never queried yet."""
-    return pool.take()
+def pool_balance() -> int:
+    """`acct`: balance 10, never queried yet."""
+    return 10
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
@@ -20,8 +20,9 @@ import sqlalchemy as sa
 from smsgate.database import Database
 from smsgate.settings import Settings
 from smsgate.store import tables as t
-from tests.e2e.conftest import Account, ServerProcess, unique_name
+from tests.e2e.server_support import Account, ServerProcess, unique_name
 from tests.receivers import Hit, Receiver
+from tests.support.waiting import wait_for
 
 OFFSETS = (0.0, 1.2, 3.0, 6.0)  # SMSGATE_PUSH_RETRY_MINUTES=0.02,0.05,0.1
 PAUSE = 6.0  # SMSGATE_PUSH_PAUSE_MINUTES=0.1
@@ -123,14 +124,6 @@ def push_state(server: ServerProcess, account: Account, reply_id: int) -> str:
     return str(push(server, account, reply_id)["state"])
 
 
-def until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {timeout} s: {what}")
-        time.sleep(0.05)
-
-
 def offsets(hits: list[Hit]) -> list[float]:
     return [round(h.at - hits[0].at, 2) for h in hits]
 
@@ -202,7 +195,9 @@ def test_every_kind_of_receiver_on_the_smsbao_schedule(
     assert first.params["token"] == "t+1"
 
     # The URL that was down comes up after its first attempt failed; the retry gets it.
-    until(lambda: reply(server, d, ids["d"])["attempts"] != [], 3, "first attempt to a down URL")
+    assert wait_for(lambda: reply(server, d, ids["d"])["attempts"] != [], timeout=3), (
+        "not within 3 s: first attempt to a down URL"
+    )
     down.start()
 
     # Meanwhile, the CLI: `simulate reply` writes to the database and the running server
@@ -222,7 +217,9 @@ def test_every_kind_of_receiver_on_the_smsbao_schedule(
     for r in (hang, wrong, broken):
         r.wait_for(4, timeout=OFFSETS[-1] + TIMEOUT + 3)
     for acct, key in ((h, "h"), (w, "w"), (b, "b")):
-        until(lambda a=acct, k=key: push_state(server, a, ids[k]) == "failed", 3, "failed")
+        assert wait_for(
+            lambda a=acct, k=key: push_state(server, a, ids[k]) == "failed", timeout=3
+        ), "not within 3 s: failed"
     for r in (hang, wrong, broken):
         assert_schedule(r.hits)
         for hit in r.hits:
@@ -253,8 +250,12 @@ def test_every_kind_of_receiver_on_the_smsbao_schedule(
     server.cli("mo", "repush", str(ids["b"]))
     wrong.wait_for(5, timeout=3)
     broken.wait_for(5, timeout=3)
-    until(lambda: push_state(server, b, ids["b"]) == "succeeded", 3, "re-pushed by the CLI")
-    until(lambda: push_state(server, w, ids["w"]) == "succeeded", 3, "re-pushed by the API")
+    assert wait_for(lambda: push_state(server, b, ids["b"]) == "succeeded", timeout=3), (
+        "not within 3 s: re-pushed by the CLI"
+    )
+    assert wait_for(lambda: push_state(server, w, ids["w"]) == "succeeded", timeout=3), (
+        "not within 3 s: re-pushed by the API"
+    )
     assert push(server, b, ids["b"])["series"] == 2
     check_the_json_api(server, g, h, ids["w"])
 
@@ -293,7 +294,9 @@ def test_ten_failures_pause_the_account_and_the_pause_ends_on_time(
     (alice, _), (bob, _) = accounts_with_urls(server, [broken.url(), other.url()])
     first = [inject(server, alice, f"#{i} {TRICKY}") for i in range(10)]
     broken.wait_for(10, timeout=3)
-    until(lambda: circuit(server, alice.username)[0] is not None, 3, "a pause")
+    assert wait_for(lambda: circuit(server, alice.username)[0] is not None, timeout=3), (
+        "not within 3 s: a pause"
+    )
     paused_until, since = circuit(server, alice.username)
     assert epoch(paused_until) - epoch(since) == pytest.approx(PAUSE)
     assert failures_until(server, alice.username, since) == 10  # the 10th began it, not the 9th
@@ -310,7 +313,9 @@ def test_ten_failures_pause_the_account_and_the_pause_ends_on_time(
 
     broken.wait_for(11 + len(first), timeout=3)
     for reply_id in (*first, late):
-        until(lambda r=reply_id: push_state(server, alice, r) == "succeeded", 3, "after pause")
+        assert wait_for(
+            lambda r=reply_id: push_state(server, alice, r) == "succeeded", timeout=3
+        ), "not within 3 s: after pause"
     assert push(server, alice, late)["attempts"] == 1
     assert push_state(server, bob, bobs) == "succeeded"
 
@@ -332,8 +337,12 @@ def test_nothing_is_lost_across_kill_9(server: ServerProcess, receivers: list[Re
     paused_ids = [inject(server, alice) for _ in range(10)]
     carols = inject(server, carol)
     broken.wait_for(10, timeout=3)
-    until(lambda: push(server, carol, carols)["attempts"] == 1, 3, "carol's first attempt")
-    until(lambda: circuit(server, alice.username)[0] is not None, 3, "a pause")
+    assert wait_for(lambda: push(server, carol, carols)["attempts"] == 1, timeout=3), (
+        "not within 3 s: carol's first attempt"
+    )
+    assert wait_for(lambda: circuit(server, alice.username)[0] is not None, timeout=3), (
+        "not within 3 s: a pause"
+    )
     paused_until, _ = circuit(server, alice.username)
 
     server.kill()
@@ -346,7 +355,9 @@ def test_nothing_is_lost_across_kill_9(server: ServerProcess, receivers: list[Re
     good.wait_for(1, timeout=3 + 3)  # PostgreSQL: after the claim lease, if one was held
     assert_exact(good.hits[0])
     wrong.wait_for(2, timeout=3)
-    until(lambda: push_state(server, carol, carols) == "succeeded", 3, "carol's retry")
+    assert wait_for(lambda: push_state(server, carol, carols) == "succeeded", timeout=3), (
+        "not within 3 s: carol's retry"
+    )
     resumed = push(server, carol, carols)
     assert resumed["series"] == 1  # the same series, resumed where it was
     assert resumed["attempts"] in (2, 3, 4)  # missed retries are made at once, not skipped
@@ -358,7 +369,9 @@ def test_nothing_is_lost_across_kill_9(server: ServerProcess, receivers: list[Re
         assert hit.m == PHONE
     assert {hit.raw_c for hit in broken.hits} == {TRICKY.encode("utf-8")}
     for reply_id in paused_ids:
-        until(lambda r=reply_id: push_state(server, alice, r) == "succeeded", 3, "all pushed")
+        assert wait_for(
+            lambda r=reply_id: push_state(server, alice, r) == "succeeded", timeout=3
+        ), "not within 3 s: all pushed"
     with server.engine.connect() as conn:
         states = conn.execute(
             sa.select(t.pushes.c.state, sa.func.count()).group_by(t.pushes.c.state)

@@ -15,16 +15,9 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from tests.e2e.conftest import (
-    SEEN_WITHIN,
-    Account,
-    AccountPool,
-    ServerProcess,
-    md5,
-    pool_demand,
-    unique_name,
-    wait_for,
-)
+from tests.e2e.accounts_support import AccountPool, account_pool
+from tests.e2e.server_support import SEEN_WITHIN, Account, ServerProcess, md5, unique_name
+from tests.support.waiting import wait_for
 
 TEXT = "text/plain; charset=utf-8"
 WIRE_BODY = re.compile(r"-1|[0-9]{1,2}|0\n[0-9]+,[0-9]+")
@@ -39,15 +32,9 @@ def shared_server_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def pool(shared_server: ServerProcess, request: pytest.FixtureRequest) -> AccountPool:
-    demand = pool_demand(request, {"acct": 1, "other_acct": 1}, ["queried"])
-    return shared_server.account_pool(balance=10, batch=demand)
-
-
-@pytest.fixture
-def acct(pool: AccountPool) -> Account:
-    """An account of this test's own, balance 10, never queried yet."""
-    return pool.take()
+def pool_balance() -> int:
+    """`acct` and `other_acct`: balance 10, never queried yet."""
+    return 10
 
 
 @pytest.fixture
@@ -321,8 +308,10 @@ def tuned_server(shared_server: ServerProcess) -> Iterator[ServerProcess]:
 
 
 @pytest.fixture(scope="module")
-def tuned_pool(tuned_server: ServerProcess, request: pytest.FixtureRequest) -> AccountPool:
-    return tuned_server.account_pool(balance=10, batch=pool_demand(request, {"tuned_pool": 2}))
+def tuned_pool(tuned_server: ServerProcess) -> Iterator[AccountPool]:
+    # made before the tests: one of them times a 2 s window, undisturbed
+    with account_pool(tuned_server, balance=10, total=4) as pool:
+        yield pool
 
 
 def test_query_slot_frees_after_interval_and_topups_show(

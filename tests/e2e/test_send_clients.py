@@ -1,8 +1,8 @@
 """Real HTTP clients sending through /sms, unchanged, as applications would use them.
 
-httpx (sync and async), the standard library's urllib.request, curl (if installed) and
-requests (if installed), each with GET and POST; and clients configured with the server
-as their HTTP proxy, which send absolute-form targets (`GET http://api.smsbao.com/sms?...`).
+httpx (sync and async), the standard library's urllib.request, curl and requests, each
+with GET and POST; and clients configured with the server as their HTTP proxy, which send
+absolute-form targets (`GET http://api.smsbao.com/sms?...`).
 A recording relay shows that the proxied clients really put the absolute form on the wire.
 Each test checks the answer and what was stored: the number and the exact content.
 """
@@ -18,8 +18,8 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+import requests
 
-from tests.e2e.conftest import Account, ServerProcess
 from tests.e2e.send_support import (
     SEND_ENV,
     TEXT,
@@ -31,6 +31,7 @@ from tests.e2e.send_support import (
     stored_messages,
     wire,
 )
+from tests.e2e.server_support import Account, ServerProcess
 
 PROVIDER = "http://api.smsbao.com"
 # What clients must carry intact: Chinese, spaces, and the characters urlencoding is about.
@@ -159,8 +160,7 @@ def test_urllib_with_proxy_handler(
 def curl(*args: str) -> tuple[dict[str, str], bytes]:
     """Run curl; (headers of the last response, body)."""
     exe = shutil.which("curl")
-    if exe is None:
-        pytest.skip("curl is not installed")
+    assert exe is not None, "curl is not installed: `apt-get install curl` (.ci/run does)"
     result = subprocess.run(
         [exe, "-sS", "--max-time", "10", "-D", "-", *args],
         capture_output=True,
@@ -202,13 +202,12 @@ def test_curl_with_the_server_as_proxy(
     assert_sent(shared_server, acct, message)
 
 
-# -- requests (not a dependency) ---------------------------------------------------------
+# -- requests (a dev dependency) ---------------------------------------------------------
 
 
 def test_requests_get_post_and_proxy(
     shared_server: ServerProcess, acct: Account, numbers: Numbers, message: dict[str, str]
 ) -> None:
-    requests = pytest.importorskip("requests")
     second = {**message, "m": numbers.one(), "c": content(TRICKY)}
     third = {**message, "m": numbers.one(), "c": content(TRICKY)}
     with requests.Session() as session:

@@ -16,13 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import Account, ServerProcess
+from tests.e2e.accounts_support import AccountPool, Provisioner
 from tests.e2e.send_support import (
     SEND_ENV,
     Gate,
     Numbers,
-    Pool,
-    Provisioner,
     bearer,
     books,
     content,
@@ -31,6 +29,7 @@ from tests.e2e.send_support import (
     v1_messages,
     v1_page,
 )
+from tests.e2e.server_support import Account, ServerProcess
 
 FAIL, REJECT, THROTTLE = "0404", "0500", "0429"
 THROTTLE_RETRY = 1.0  # the simulator's retry_after for a throttled submit
@@ -201,7 +200,7 @@ class Traffic:
 
 
 @pytest.fixture(scope="module")
-def traffic(gate: Gate, pool: Pool, numbers: Numbers) -> Traffic:
+def traffic(gate: Gate, pool: AccountPool, numbers: Numbers) -> Traffic:
     acct = pool.take()
     n1, n2, n3, n4 = numbers.many(4)
     dead = numbers.ending(FAIL)
@@ -273,7 +272,7 @@ def test_v1_pagination_with_a_filter(gate: Gate, traffic: Traffic) -> None:
 
 
 def test_v1_message_of_another_account_is_404(
-    shared_server: ServerProcess, gate: Gate, pool: Pool, numbers: Numbers
+    shared_server: ServerProcess, gate: Gate, pool: AccountPool, numbers: Numbers
 ) -> None:
     owner, stranger = pool.take(), pool.take()
     [mine] = send_and_settle(gate, owner, [numbers.one()])

@@ -3,6 +3,10 @@
 Messages are charged and queued by ``write_charges`` as the accept path does, then the
 dispatcher claims them, submits them to the simulator and records its answers and its
 delivery reports. Outcomes are scripted by the simulator's number-suffix knobs.
+
+The dispatcher's time is the test's ManualClock: a retry time or a claim lease passes
+when the test advances the clock, not by waiting. Only the simulator's delivery delay
+(a few tens of milliseconds) is real.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ import pytest
 import sqlalchemy as sa
 
 from smsgate.carriers.simulator import SimulatorCarrier, SimulatorConfig
-from smsgate.clock import SystemClock
 from smsgate.core.accounts import Product
 from smsgate.core.messages import Charge, Kind, Outgoing, SubmitResult
 from smsgate.core.states import MessageState
@@ -27,6 +30,7 @@ from smsgate.services.dispatch import Dispatcher, DispatchSettings
 from smsgate.store import tables as t
 from smsgate.store.admin import SqlAccountStore
 from smsgate.store.messages import SqlMessageStore
+from tests.support.clock import ManualClock
 
 S = MessageState
 FINAL = {S.DELIVERED.value, S.UNDELIVERED.value, S.FAILED.value, S.EXPIRED.value}
@@ -56,11 +60,6 @@ class CountingSimulator(SimulatorCarrier):
 
 
 @pytest.fixture
-def messages(engine: sa.Engine) -> SqlMessageStore:
-    return SqlMessageStore(engine)
-
-
-@pytest.fixture
 def alice(admin: AdminService, store: SqlAccountStore) -> int:
     admin.create_account("alice", "secret123", balance=1000)
     return store.account_info("alice").account.id
@@ -68,6 +67,7 @@ def alice(admin: AdminService, store: SqlAccountStore) -> int:
 
 def send(
     messages: SqlMessageStore,
+    clock: ManualClock,
     account_id: int,
     *phones: str,
     product: str = "general",
@@ -88,7 +88,7 @@ def send(
                 price=price,
                 carrier=carrier,
                 client_ip="127.0.0.1",
-                at=SystemClock().now(),
+                at=clock.now(),
             )
         ]
     )
@@ -136,6 +136,7 @@ def settled(engine: sa.Engine, ids: Sequence[int], final: set[str] = FINAL) -> C
 async def dispatching(
     messages: SqlMessageStore,
     carrier: SimulatorCarrier,
+    clock: ManualClock,
     *,
     node: str = "node-1",
     single_node: bool = True,
@@ -143,7 +144,7 @@ async def dispatching(
     dispatcher = Dispatcher(
         messages,
         {carrier.name: carrier},
-        SystemClock(),
+        clock,
         DispatchSettings(
             node=node,
             batch_size=50,
@@ -160,13 +161,17 @@ async def dispatching(
 
 
 async def test_accepted_messages_are_delivered(
-    messages: SqlMessageStore, alice: int, store: SqlAccountStore, engine: sa.Engine
+    messages: SqlMessageStore,
+    clock: ManualClock,
+    alice: int,
+    store: SqlAccountStore,
+    engine: sa.Engine,
 ) -> None:
     carrier = CountingSimulator()
-    first = send(messages, alice, *OK)
-    second = send(messages, alice, "13900139000", units=2)
+    first = send(messages, clock, alice, *OK)
+    second = send(messages, clock, alice, "13900139000", units=2)
     ids = first + second
-    async with dispatching(messages, carrier) as dispatcher:
+    async with dispatching(messages, carrier, clock) as dispatcher:
         dispatcher.wake()
         await wait_until(settled(engine, ids), what="delivery reports")
     rows = states(engine)
@@ -185,12 +190,16 @@ async def test_accepted_messages_are_delivered(
 
 
 async def test_fail_suffix_is_undelivered_and_stall_suffix_never_reported(
-    messages: SqlMessageStore, alice: int, store: SqlAccountStore, engine: sa.Engine
+    messages: SqlMessageStore,
+    clock: ManualClock,
+    alice: int,
+    store: SqlAccountStore,
+    engine: sa.Engine,
 ) -> None:
-    ok, dead, stalled = send(messages, alice, OK[0], FAILS, STALLS)
-    async with dispatching(messages, CountingSimulator()):
+    ok, dead, stalled = send(messages, clock, alice, OK[0], FAILS, STALLS)
+    async with dispatching(messages, CountingSimulator(), clock):
         await wait_until(settled(engine, [ok, dead]), what="delivery reports")
-        await asyncio.sleep(CONFIG.delay_seconds * 4)
+        await asyncio.sleep(CONFIG.delay_seconds * 4)  # the simulator's delay is real time
     rows = states(engine)
     assert rows[ok]["state"] == S.DELIVERED.value
     assert (rows[dead]["state"], rows[dead]["error"]) == (
@@ -203,11 +212,15 @@ async def test_fail_suffix_is_undelivered_and_stall_suffix_never_reported(
 
 
 async def test_reject_suffix_fails_and_is_refunded(
-    messages: SqlMessageStore, alice: int, store: SqlAccountStore, engine: sa.Engine
+    messages: SqlMessageStore,
+    clock: ManualClock,
+    alice: int,
+    store: SqlAccountStore,
+    engine: sa.Engine,
 ) -> None:
-    ok, refused = send(messages, alice, OK[0], REJECTED, units=3)
+    ok, refused = send(messages, clock, alice, OK[0], REJECTED, units=3)
     assert money(store) == (994, 6)
-    async with dispatching(messages, CountingSimulator()):
+    async with dispatching(messages, CountingSimulator(), clock):
         await wait_until(settled(engine, [ok, refused]), what="the submit and the report")
     rows = states(engine)
     assert rows[ok]["state"] == S.DELIVERED.value
@@ -223,14 +236,22 @@ async def test_reject_suffix_fails_and_is_refunded(
 
 
 async def test_throttled_message_is_delivered_after_a_retry(
-    messages: SqlMessageStore, alice: int, store: SqlAccountStore, engine: sa.Engine
+    messages: SqlMessageStore,
+    clock: ManualClock,
+    alice: int,
+    store: SqlAccountStore,
+    engine: sa.Engine,
 ) -> None:
     carrier = CountingSimulator()
-    ok, slow = send(messages, alice, OK[0], THROTTLED)
-    started = time.monotonic()
-    async with dispatching(messages, carrier):
+    ok, slow = send(messages, clock, alice, OK[0], THROTTLED)
+    async with dispatching(messages, carrier, clock) as dispatcher:
+        await wait_until(settled(engine, [ok]), what="the first submit and its report")
+        # the clock has not moved: the throttled message waits for its retry time
+        assert carrier.submits[slow] == 1
+        assert states(engine)[slow]["state"] == S.ACCEPTED.value
+        clock.advance(CONFIG.throttle_retry_seconds)
+        dispatcher.wake()
         await wait_until(settled(engine, [ok, slow]), what="the retried submit")
-    assert time.monotonic() - started >= CONFIG.throttle_retry_seconds
     rows = states(engine)
     assert rows[slow]["state"] == S.DELIVERED.value
     assert rows[ok]["state"] == S.DELIVERED.value
@@ -240,6 +261,7 @@ async def test_throttled_message_is_delivered_after_a_retry(
 
 async def test_a_product_whose_carrier_does_not_exist_fails_and_refunds(
     messages: SqlMessageStore,
+    clock: ManualClock,
     alice: int,
     admin: AdminService,
     store: SqlAccountStore,
@@ -247,12 +269,19 @@ async def test_a_product_whose_carrier_does_not_exist_fails_and_refunds(
 ) -> None:
     admin.add_product(Product("ghost", "Ghost route", 2, "no-such-carrier", False, False))
     ids = send(
-        messages, alice, *OK[:2], product="ghost", carrier="no-such-carrier", units=2, price=2
+        messages,
+        clock,
+        alice,
+        *OK[:2],
+        product="ghost",
+        carrier="no-such-carrier",
+        units=2,
+        price=2,
     )
-    good = send(messages, alice, OK[2])
+    good = send(messages, clock, alice, OK[2])
     assert money(store) == (991, 9)
     carrier = CountingSimulator()
-    async with dispatching(messages, carrier):
+    async with dispatching(messages, carrier, clock):
         await wait_until(settled(engine, ids + good), what="the failures and the delivery")
     rows = states(engine)
     for mid in ids:
@@ -264,39 +293,53 @@ async def test_a_product_whose_carrier_does_not_exist_fails_and_refunds(
 
 
 async def test_single_node_start_marks_other_nodes_claims_unknown_and_never_sends_them(
-    messages: SqlMessageStore, alice: int, store: SqlAccountStore, engine: sa.Engine
+    messages: SqlMessageStore,
+    clock: ManualClock,
+    alice: int,
+    store: SqlAccountStore,
+    engine: sa.Engine,
 ) -> None:
-    in_flight = send(messages, alice, *OK)
-    claimed = messages.claim("dead-node", 10, SystemClock().now())  # then the process died
+    in_flight = send(messages, clock, alice, *OK)
+    claimed = messages.claim("dead-node", 10, clock.now())  # then the process died
     assert sorted(c.message.id for c in claimed) == in_flight
-    queued = send(messages, alice, "13900139000", "13900139001")
+    queued = send(messages, clock, alice, "13900139000", "13900139001")
     carrier = CountingSimulator()
-    async with dispatching(messages, carrier, node="new-node"):
+    async with dispatching(messages, carrier, clock, node="new-node") as dispatcher:
         await wait_until(settled(engine, queued), what="the queued messages")
-        await asyncio.sleep(0.3)  # a few more dispatch rounds
+        clock.advance(600)  # long after the claims: still never sent
+        later = send(messages, clock, alice, "13900139002")  # proof of later rounds
+        dispatcher.wake()
+        await wait_until(settled(engine, later), what="a message queued later")
     rows = states(engine)
     for mid in in_flight:
         assert rows[mid]["state"] == S.UNKNOWN.value
         assert rows[mid]["carrier_ref"] is None
-    for mid in queued:
+    for mid in queued + later:
         assert rows[mid]["state"] == S.DELIVERED.value
-    assert carrier.submits == Counter(queued)
+    assert carrier.submits == Counter(queued + later)
     assert not set(carrier.submits) & set(in_flight)
-    assert money(store) == (995, 5)  # unknown is not refunded
+    assert money(store) == (994, 6)  # unknown is not refunded
 
 
 async def test_a_cluster_node_leaves_young_claims_of_live_nodes_alone(
-    messages: SqlMessageStore, alice: int, engine: sa.Engine
+    messages: SqlMessageStore, clock: ManualClock, alice: int, engine: sa.Engine
 ) -> None:
     # single_node=False: another node's claim is someone else's work until its lease ends.
-    busy = send(messages, alice, *OK)
-    messages.claim("live-node", 10, SystemClock().now())
-    queued = send(messages, alice, "13900139000")
+    busy = send(messages, clock, alice, *OK)
+    messages.claim("live-node", 10, clock.now())
+    queued = send(messages, clock, alice, "13900139000")
     carrier = CountingSimulator()
-    async with dispatching(messages, carrier, node="node-2", single_node=False):
+    settings = DispatchSettings(node="node-2")
+    async with dispatching(
+        messages, carrier, clock, node="node-2", single_node=False
+    ) as dispatcher:
         await wait_until(settled(engine, queued), what="the queued message")
-    rows = states(engine)
-    assert {rows[mid]["state"] for mid in busy} == {S.ACCEPTED.value}
+        rows = states(engine)
+        assert {rows[mid]["state"] for mid in busy} == {S.ACCEPTED.value}
+        # once the lease has ended on the clock, the claims are the dead node's: unknown
+        clock.advance(settings.claim_lease.total_seconds() + 1)
+        dispatcher.wake()
+        await wait_until(settled(engine, busy, {S.UNKNOWN.value}), what="the stale claims")
     assert carrier.submits == Counter(queued)
 
 
@@ -314,9 +357,9 @@ class SlowWindowSimulator(CountingSimulator):
 
 
 async def test_a_report_that_overtakes_the_submit_record_still_settles_the_message(
-    messages: SqlMessageStore, alice: int, engine: sa.Engine
+    messages: SqlMessageStore, clock: ManualClock, alice: int, engine: sa.Engine
 ) -> None:
-    ids = send(messages, alice, *OK)
-    async with dispatching(messages, SlowWindowSimulator()):
+    ids = send(messages, clock, alice, *OK)
+    async with dispatching(messages, SlowWindowSimulator(), clock):
         await wait_until(settled(engine, ids), timeout=2, what="delivery reports")
     assert {states(engine)[mid]["state"] for mid in ids} == {S.DELIVERED.value}

@@ -20,15 +20,10 @@ from smsgate.services.inbound import InboundService
 from smsgate.store import tables as t
 from smsgate.store.inbound import SqlInboundStore
 from smsgate.store.messages import SqlMessageStore
-from tests.conftest import ManualClock
+from tests.support.clock import ManualClock
 
 SERVICE = "106900"
 PHONE = "13800138000"
-
-
-@pytest.fixture
-def replies(engine: sa.Engine) -> SqlInboundStore:
-    return SqlInboundStore(engine)
 
 
 @pytest.fixture

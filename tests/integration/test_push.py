@@ -22,16 +22,11 @@ from smsgate.services.inbound import InboundService
 from smsgate.services.push import PushSettings, PushWorker, circuit_after_failure
 from smsgate.store.inbound import SqlInboundStore
 from smsgate.store.push_queue import SqlPushQueue
-from tests.conftest import ManualClock
 from tests.receivers import Receiver
+from tests.support.clock import ManualClock
 
 SCHEDULE = PushSchedule()  # the real numbers: ManualClock makes them free
 TRICKY = "回复：好的 😀 a&b=c+d 100% \n第二行\r\n%E4%BD%A0 ?#"
-
-
-@pytest.fixture
-def replies(engine: sa.Engine) -> SqlInboundStore:
-    return SqlInboundStore(engine)
 
 
 @pytest.fixture

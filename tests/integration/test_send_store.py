@@ -24,7 +24,7 @@ from smsgate.store import tables as t
 from smsgate.store.admin import SqlAccountStore
 from smsgate.store.messages import SqlMessageStore
 from smsgate.store.writer import GroupCommitWriter
-from tests.conftest import ManualClock
+from tests.support.clock import ManualClock
 
 S = MessageState
 SIM = "simulator"
@@ -32,11 +32,6 @@ PHONES = tuple(f"1380013{n:04d}" for n in range(100))
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def messages(engine: sa.Engine) -> SqlMessageStore:
-    return SqlMessageStore(engine)
 
 
 class Accounts:
@@ -363,6 +358,8 @@ def test_two_threads_claiming_concurrently_never_share_a_message(
     assert len(got["a"]) + len(got["b"]) == len(ids)
 
 
+# SKIP LOCKED is PostgreSQL's; SQLite serialises claims with BEGIN IMMEDIATE.
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_postgres_claim_skips_rows_locked_by_another_claimer(
     database_url: str,
     messages: SqlMessageStore,
@@ -370,8 +367,7 @@ def test_postgres_claim_skips_rows_locked_by_another_claimer(
     clock: ManualClock,
     engine: sa.Engine,
 ) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("SKIP LOCKED is PostgreSQL's; SQLite serialises claims with BEGIN IMMEDIATE")
+    assert database_url.startswith("postgresql")
     acct = accounts.create("alice", 1000)
     ids = enqueue(messages, clock, acct, 10)
     with engine.connect() as other:

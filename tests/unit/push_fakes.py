@@ -15,7 +15,7 @@ from datetime import datetime
 from smsgate.core.push_policy import CircuitState, is_paused
 from smsgate.core.pushes import AttemptRecord, ClaimedPush, PushAttempt
 from smsgate.core.states import PushState
-from tests.conftest import ManualClock
+from tests.support.clock import ManualClock
 
 
 @dataclass

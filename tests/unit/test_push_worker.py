@@ -15,7 +15,7 @@ import pytest
 from smsgate.core.push_policy import CircuitState, PushSchedule
 from smsgate.core.states import PushState
 from smsgate.services.push import PushSettings, PushWorker
-from tests.conftest import ManualClock
+from tests.support.clock import ManualClock
 from tests.unit.push_fakes import MemoryPushQueue, ScriptedPusher, hang_until
 
 GOOD, BAD = "http://good/mo", "http://bad/mo"

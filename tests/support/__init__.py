@@ -1,0 +1,1 @@
+"""Helpers shared by the test tiers (plain modules: the conftests hold fixtures only)."""
