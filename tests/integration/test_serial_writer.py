@@ -183,3 +183,53 @@ def test_another_process_style_writer_still_waits_for_the_lock(
     finally:
         other.dispose()
     assert stored(engine) == {1, 2}
+
+
+def test_a_transaction_that_cannot_start_leaves_the_writer_usable(engine: sa.Engine) -> None:
+    """No connection or no lock for one caller must not wedge every later write."""
+    failures = [RuntimeError("database is locked")]
+
+    def refuse_once(_conn: sa.Connection) -> None:
+        if failures:
+            raise failures.pop()
+
+    sa.event.listen(engine, "begin", refuse_once)
+    with pytest.raises(RuntimeError, match="locked"):
+        insert(engine, 1)
+    done = threading.Thread(target=insert, args=(engine, 2))
+    run_threads(done)
+    sa.event.remove(engine, "begin", refuse_once)
+    assert stored(engine) == {2}
+
+
+def test_a_savepoint_that_cannot_be_released_fails_its_group(
+    engine: sa.Engine,
+) -> None:
+    """A write whose savepoint cannot be released is not kept, nor is the group it was in
+    (the transaction's state is in doubt): each caller is told, and later writes go on."""
+    outcomes: dict[int, BaseException | None] = {}
+
+    def write(n: int, hold: float) -> None:
+        try:
+            insert(engine, n, hold=hold)
+            outcomes[n] = None
+        except BaseException as exc:
+            outcomes[n] = exc
+
+    def refuse_release(_conn: sa.Connection, _cursor: object, statement: str, *_: object) -> None:
+        if statement.startswith("RELEASE"):
+            raise RuntimeError("disk I/O error")
+
+    first = threading.Thread(target=write, args=(1, 0.3))
+    first.start()
+    time.sleep(0.05)
+    sa.event.listen(engine, "before_cursor_execute", refuse_release)
+    try:
+        run_threads(threading.Thread(target=write, args=(2, 0.0)))
+    finally:
+        first.join(10)
+        sa.event.remove(engine, "before_cursor_execute", refuse_release)
+    assert isinstance(outcomes[2], RuntimeError)
+    assert isinstance(outcomes[1], GroupRolledBack)
+    insert(engine, 3)
+    assert stored(engine) == {3}

@@ -115,14 +115,17 @@ class SerialWriter:
             return
         group = self._enter(me)
         # The first caller of a group has nothing of others' to protect: no savepoint.
-        savepoint = group.conn.begin_nested() if group.members > 1 else None
+        # Savepoints are ours, in plain SQL, so that what was undone is never in doubt.
+        marked = group.members > 1
         try:
+            if marked:
+                group.conn.exec_driver_sql(f"SAVEPOINT {_MEMBER}")
             yield group.conn
+            if marked:
+                group.conn.exec_driver_sql(f"RELEASE SAVEPOINT {_MEMBER}")
         except BaseException as exc:
-            self._undo(group, savepoint, exc)
+            self._undo(group, marked, exc)
             raise
-        if savepoint is not None:
-            savepoint.commit()
         self._leave(group)
         group.committed.wait()
         if group.error is not None:
@@ -134,9 +137,13 @@ class SerialWriter:
             while self._owner is not None:
                 self._cond.wait()
             self._waiting -= 1
-            self._owner = me
             if self._group is None:
-                self._group = _Group(self._engine)
+                try:
+                    self._group = _Group(self._engine)
+                except BaseException:  # no connection or no lock: let the next one try
+                    self._cond.notify()
+                    raise
+            self._owner = me
             self._group.members += 1
             return self._group
 
@@ -152,13 +159,12 @@ class SerialWriter:
         finally:
             self._close(group)
 
-    def _undo(
-        self, group: _Group, savepoint: sa.NestedTransaction | None, exc: BaseException
-    ) -> None:
+    def _undo(self, group: _Group, marked: bool, exc: BaseException) -> None:
         """A caller's block raised: undo its work alone, or the whole group if it must."""
-        if savepoint is not None:
+        if marked:
             try:
-                savepoint.rollback()
+                group.conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {_MEMBER}")
+                group.conn.exec_driver_sql(f"RELEASE SAVEPOINT {_MEMBER}")
             except BaseException:  # the transaction itself is broken: nobody's work stands
                 pass
             else:
@@ -177,6 +183,9 @@ class SerialWriter:
             self._cond.notify()
 
 
+_MEMBER = "smsgate_member"  # the savepoint around each caller after a group's first
+
+
 class GroupRolledBack(RuntimeError):
     """Work that was done, then lost with its group's transaction (told to its callers)."""
 
@@ -186,7 +195,11 @@ class _Group:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.conn = engine.connect()
-        self.txn = self.conn.begin()
+        try:
+            self.txn = self.conn.begin()
+        except BaseException:
+            self.conn.close()
+            raise
         self.members = 0
         self.error: BaseException | None = None
         self.committed = threading.Event()
