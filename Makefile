@@ -29,8 +29,8 @@ test: check  ## the whole suite (PostgreSQL too when SMSGATE_TEST_DATABASE_URL i
 test-fast: dev  ## unit tests only
 	$(BIN)/pytest -q tests/unit
 
-bench: dev
-	$(BIN)/python bench/send_bench.py
+bench: dev  ## wrk benchmark into docs/benchmarks.md (options: make bench BENCH_ARGS="--help")
+	$(BIN)/python bench/http_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
