@@ -23,7 +23,7 @@ from smsgate.ports import Carrier, Clock, MessageQueue
 log = logging.getLogger(__name__)
 
 REPORT_RETRY_DELAYS = (0.1, 0.3, 1.0, 3.0)  # for a report whose submit is not stored yet
-REPORT_BATCH = 500
+REPORT_BATCH = 2000  # delivery reports applied in one transaction, at most
 CARRIER_DOWN_RETRY = 5.0  # seconds before a batch a carrier could not take is tried again
 
 
@@ -35,6 +35,9 @@ class DispatchSettings:
     validity: timedelta = timedelta(hours=24)
     claim_lease: timedelta = timedelta(minutes=2)
     single_node: bool = True  # SQLite: every claim not ours is from a dead process
+    # Expiry and (cluster) reaping of dead workers' claims scan the whole queue: at most
+    # this often, not every round, or a long backlog would slow every round down.
+    housekeeping_seconds: float = 5.0
 
 
 class Dispatcher:
@@ -56,6 +59,7 @@ class Dispatcher:
         self._recorded.set()
         self._reports: asyncio.Queue[tuple[DeliveryReport, int]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        self._housekeeping_due = float("-inf")  # monotonic time of the next expiry pass
 
     def wake(self) -> None:
         """Called after a commit: there is work now, do not wait for the next poll."""
@@ -144,11 +148,13 @@ class Dispatcher:
                 self._wake.clear()
 
     async def dispatch_once(self) -> bool:
-        """One round: expire, claim, submit, record. True when it found work."""
+        """One round: claim, submit, record (and now and then expire). True when it found work."""
         now = self._clock.now()
-        await asyncio.to_thread(self._queue.expire, now - self._settings.validity, now)
-        if not self._settings.single_node:
-            await self._reap_stale_claims()
+        if self._clock.monotonic() >= self._housekeeping_due:
+            self._housekeeping_due = self._clock.monotonic() + self._settings.housekeeping_seconds
+            await asyncio.to_thread(self._queue.expire, now - self._settings.validity, now)
+            if not self._settings.single_node:
+                await self._reap_stale_claims()
         claimed = await asyncio.to_thread(
             self._queue.claim, self._settings.node, self._settings.batch_size, now
         )

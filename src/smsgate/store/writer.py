@@ -29,10 +29,12 @@ class GroupCommitWriter:
         max_wait: float = 0.002,
         max_batch: int = 200,
         in_flight: int = 2,
+        max_messages: int = 2000,
     ) -> None:
         self._store = store
         self._max_wait = max_wait
         self._max_batch = max_batch
+        self._max_messages = max_messages
         self._pending: list[Pending] = []
         self._wake: asyncio.Event | None = None
         self._slots: asyncio.Semaphore | None = None
@@ -79,8 +81,7 @@ class GroupCommitWriter:
             if len(self._pending) < self._max_batch and self._max_wait > 0:
                 await asyncio.sleep(self._max_wait)  # let a burst gather into one group
             await self._slots.acquire()
-            batch = self._pending[: self._max_batch]
-            del self._pending[: self._max_batch]
+            batch = self._take()
             if self._pending:
                 self._wake.set()
             if not batch:
@@ -89,6 +90,23 @@ class GroupCommitWriter:
             task = asyncio.create_task(self._commit(batch))
             self._commits.add(task)
             task.add_done_callback(self._commits.discard)
+
+    def _take(self) -> list[Pending]:
+        """The next group: up to ``max_batch`` requests and about ``max_messages`` messages.
+
+        The message bound keeps each transaction short (99-number requests are 99 rows
+        each), so that the dispatcher's and the delivery reports' writes, which queue
+        for the same SQLite writer, get their turn every few milliseconds.
+        """
+        count = messages = 0
+        for charge, _ in self._pending:
+            if count >= self._max_batch or (count and messages >= self._max_messages):
+                break
+            count += 1
+            messages += len(charge.phones)
+        batch = self._pending[:count]
+        del self._pending[:count]
+        return batch
 
     async def _commit(self, batch: list[Pending]) -> None:
         assert self._slots is not None
