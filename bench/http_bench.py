@@ -101,6 +101,7 @@ class Scenario:
 
 
 HELLO = Scenario("hello", "hello (raw ASGI)", "hello.lua")
+E2E_CONNECTIONS = 32  # for a paced end-to-end run (--e2e-rate)
 SCENARIOS = (
     HELLO,
     Scenario("sms-single", "sms single", "sms.lua", numbers=1),
@@ -123,6 +124,7 @@ class Run:
 
     load: Load
     e2e_seconds: float
+    e2e_rate: float  # messages a second offered in the end-to-end scenario (0: all it takes)
     database_url: str | None
     work: Path  # logs and data dirs
     keep: bool
@@ -245,6 +247,14 @@ def drive(run: Run, scenario: Scenario, gate: Gate, url: str) -> tuple[WrkResult
     if not scenario.e2e:
         return run_wrk(run.load, url, scenario.script, args, run.work / "wrk.log"), None
     load = Load(run.load.threads, run.load.connections, run.e2e_seconds, run.load.timeout)
+    if run.e2e_rate > 0:
+        # A steady offered load, not a flood: each of E2E_CONNECTIONS connections waits
+        # between requests so that together they offer about e2e_rate messages a second
+        # (a little less: each request's own latency adds to its connection's pause; the
+        # table shows the rate that was accepted).
+        load = Load(run.load.threads, E2E_CONNECTIONS, run.e2e_seconds, run.load.timeout)
+        pause_ms = E2E_CONNECTIONS * 1000 * scenario.numbers / run.e2e_rate
+        args = [*args, f"{pause_ms:.1f}"]
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         samples = [backlog(gate.database_url, gate.data_dir, 0.0)]
         started = time.monotonic()
@@ -323,7 +333,12 @@ def intro(args: argparse.Namespace, load_before: float) -> list[str]:
         check=False,
     ).stdout.strip()
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    e2e = f"; end-to-end for {args.e2e_seconds:g} s" if runs_e2e(args) else ""
+    pace = (
+        f", offered at {args.e2e_rate:,.0f} msg/s over {E2E_CONNECTIONS} connections"
+        if args.e2e_rate > 0
+        else ", as fast as it goes"
+    )
+    e2e = f"; end-to-end for {args.e2e_seconds:g} s{pace}" if runs_e2e(args) else ""
     smoke = ["- **a short smoke run, not a measurement**"] if is_smoke(args) else []
     return [
         *smoke,
@@ -379,6 +394,14 @@ def parser() -> argparse.ArgumentParser:
         default=60.0,
         help="seconds of load for the end-to-end scenario (default 60)",
     )
+    p.add_argument(
+        "--e2e-rate",
+        type=float,
+        default=6000.0,
+        help="messages a second the end-to-end scenario offers, paced over "
+        f"{E2E_CONNECTIONS} connections (default 6000: each request's latency lowers the "
+        "accepted rate a little, to about 5000 here; the table shows it); 0 floods it",
+    )
     p.add_argument("--connections", type=int, default=64, help="wrk connections (default 64)")
     p.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
     p.add_argument(
@@ -411,6 +434,7 @@ def main(argv: list[str] | None = None) -> None:
     run = Run(
         Load(args.threads, args.connections, args.duration),
         args.e2e_seconds,
+        args.e2e_rate,
         args.database_url,
         work,
         args.keep,

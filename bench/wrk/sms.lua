@@ -1,6 +1,9 @@
 -- /sms with fresh numbers and a distinct content on every request.
 --
---   wrk ... -s sms.lua URL -- USER KEY NUMBERS_PER_REQUEST
+--   wrk ... -s sms.lua URL -- USER KEY NUMBERS_PER_REQUEST [PAUSE_MS]
+--
+-- PAUSE_MS, when given, is how long each connection waits before its next request: a
+-- paced load instead of a flood.
 --
 -- Numbers are 139%08d from a per-thread counter (thread i starts at i * 10^7), so no number
 -- repeats within a run; the content starts with the registered signature 【smsgate】.
@@ -9,10 +12,12 @@ dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "common.lua")
 ok_pattern = "^0$"
 local SIGNATURE = "%E3%80%90smsgate%E3%80%91" -- 【smsgate】, URL-encoded
 local prefix, per_request, counter
+local pause = 0
 
 function init(args)
   local user, key = args[1], args[2]
   per_request = tonumber(args[3] or "1")
+  pause = tonumber(args[4] or "0")
   counter = id * 10000000
   prefix = "/sms?u=" .. user .. "&p=" .. key .. "&m="
 end
@@ -26,4 +31,8 @@ function request()
   local path = prefix .. table.concat(numbers, ",")
     .. "&c=" .. SIGNATURE .. "bench%20message%20" .. counter
   return wrk.format("GET", path)
+end
+
+function delay()
+  return pause
 end
