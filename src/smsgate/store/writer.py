@@ -1,10 +1,12 @@
 """The group-commit writer: many concurrent send requests, one transaction.
 
-One task collects requests for up to ``max_wait`` seconds or ``max_batch`` requests,
-writes them in a single transaction on a worker thread, commits, and only then
-answers every waiter. Each request's debit is conditional on its own balance, so
-one request's `41` does not fail its neighbours. A commit costs one fsync whether
-it carries one request or two hundred: that is where the throughput comes from.
+One task collects requests for up to ``max_wait`` seconds, ``max_batch`` requests or
+about ``max_messages`` messages, writes them in a single transaction on a thread of its
+own, commits, and only then answers every waiter. Each request's debit is checked
+against its own account's balance, so one request's `41` does not fail its neighbours.
+A commit costs one fsync whether it carries one request or two hundred: that is where
+the throughput comes from. While one group commits, the next is already gathered and
+handed over (``in_flight`` groups at most).
 """
 
 from __future__ import annotations
