@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 import uuid
@@ -182,6 +183,7 @@ def create_app(settings: Settings, database: Database | None = None) -> ASGIApp:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        _tune_garbage_collector()
         try:
             yield
         finally:
@@ -210,10 +212,24 @@ async def run_worker(settings: Settings) -> None:
     """`smsgate worker`: dispatch and reply pushes, no HTTP (scale-out)."""
     runtime = build_runtime(settings, Database.open(settings), with_dispatcher=True)
     await runtime.start()
+    _tune_garbage_collector()
     try:
         await asyncio.Event().wait()
     finally:
         await runtime.stop()
+
+
+def _tune_garbage_collector() -> None:
+    """Keep the collector's pauses out of the send path's latency.
+
+    Full collections paused the event loop for 70-140 ms every few seconds under load,
+    the whole of `/sms`'s p99. Everything loaded at start (modules, libraries' data, the
+    snapshot) lives as long as the process: frozen, the collector no longer walks it.
+    A larger first generation makes every generation's passes rarer; a request leaves
+    little cyclic garbage, so memory barely moves (docs/decisions.md).
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 10, 10)
 
 
 def _frequency_defaults(settings: Settings) -> FrequencyLimits:

@@ -38,10 +38,15 @@ class MemoryCounters:
 
 
 class MemoryFrequencyState:
-    """Per-number send history for one process, rebuilt from the message table on start."""
+    """Per-number send history for one process, rebuilt from the message table on start.
+
+    Entries are tuples of floats and strings only, which the garbage collector stops
+    tracking: a history of every number seen in a day must not lengthen its pauses.
+    """
 
     def __init__(self) -> None:
-        self._history: dict[str, list[tuple[Sent, float]]] = {}  # key -> (sent, forget_at)
+        # key -> ((sent, forget_at), ...)
+        self._history: dict[str, tuple[tuple[Sent, float], ...]] = {}
         self._lock = threading.Lock()
 
     def history(self, key: str) -> list[Sent]:
@@ -50,14 +55,13 @@ class MemoryFrequencyState:
 
     def add(self, key: str, sent: Sent, keep_for: float) -> None:
         with self._lock:
-            entries = [e for e in self._history.get(key, ()) if e[1] > sent.at]
-            entries.append((sent, sent.at + keep_for))
-            self._history[key] = entries
+            kept = tuple(e for e in self._history.get(key, ()) if e[1] > sent.at)
+            self._history[key] = (*kept, (sent, sent.at + keep_for))
 
     def remove(self, key: str, sent: Sent) -> None:
         with self._lock:
-            entries = self._history.get(key, [])
+            entries = self._history.get(key, ())
             for i, (candidate, _) in enumerate(entries):
                 if candidate == sent:
-                    del entries[i]
+                    self._history[key] = entries[:i] + entries[i + 1 :]
                     return
