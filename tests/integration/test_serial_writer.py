@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -34,6 +34,22 @@ def insert(engine: sa.Engine, n: int, *, hold: float = 0.0) -> None:
     with writing(engine) as conn:
         conn.execute(ROWS.insert().values(n=n))
         time.sleep(hold)  # keeps the transaction open while others queue behind it
+
+
+Outcomes = dict[int, BaseException | None]
+
+
+def recording(engine: sa.Engine, outcomes: Outcomes) -> Callable[[int, float], None]:
+    """``write(n, hold)``: insert n, and note in ``outcomes`` how it ended."""
+
+    def write(n: int, hold: float) -> None:
+        try:
+            insert(engine, n, hold=hold)
+            outcomes[n] = None
+        except BaseException as exc:
+            outcomes[n] = exc
+
+    return write
 
 
 def run_threads(*targets: threading.Thread) -> None:
@@ -106,13 +122,7 @@ def test_a_failed_commit_is_reported_to_every_member(engine: sa.Engine) -> None:
         raise RuntimeError("disk full")
 
     outcomes: dict[int, BaseException | None] = {}
-
-    def write(n: int, hold: float) -> None:
-        try:
-            insert(engine, n, hold=hold)
-            outcomes[n] = None
-        except BaseException as exc:
-            outcomes[n] = exc
+    write = recording(engine, outcomes)
 
     sa.event.listen(engine, "commit", refuse)
     first = threading.Thread(target=write, args=(1, 0.3))
@@ -208,13 +218,7 @@ def test_a_savepoint_that_cannot_be_released_fails_its_group(
     """A write whose savepoint cannot be released is not kept, nor is the group it was in
     (the transaction's state is in doubt): each caller is told, and later writes go on."""
     outcomes: dict[int, BaseException | None] = {}
-
-    def write(n: int, hold: float) -> None:
-        try:
-            insert(engine, n, hold=hold)
-            outcomes[n] = None
-        except BaseException as exc:
-            outcomes[n] = exc
+    write = recording(engine, outcomes)
 
     def refuse_release(_conn: sa.Connection, _cursor: object, statement: str, *_: object) -> None:
         if statement.startswith("RELEASE"):
