@@ -155,8 +155,13 @@ def _reply_intake(
     return take
 
 
-def create_app(settings: Settings, database: Database | None = None) -> ASGIApp:
-    """The ASGI application `smsgate serve` runs."""
+def create_app(
+    settings: Settings,
+    database: Database | None = None,
+    *,
+    on_started: Callable[[], None] = lambda: None,
+) -> ASGIApp:
+    """The ASGI application `smsgate serve` runs; ``on_started`` runs once it has started."""
     gw = database or Database.open(settings)
     runtime = build_runtime(settings, gw, with_dispatcher=settings.run_worker)
     clock = SystemClock()
@@ -183,7 +188,7 @@ def create_app(settings: Settings, database: Database | None = None) -> ASGIApp:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
-        _tune_garbage_collector()
+        on_started()
         try:
             yield
         finally:
@@ -223,7 +228,8 @@ def _tune_garbage_collector() -> None:
     """Keep the collector's pauses out of the send path's latency.
 
     Full collections paused the event loop for 70-140 ms every few seconds under load,
-    the whole of `/sms`'s p99. Everything loaded at start (modules, libraries' data, the
+    the whole of `/sms`'s p99. For the server and worker processes only: it changes the
+    whole interpreter. Everything loaded at start (modules, libraries' data, the
     snapshot) lives as long as the process: frozen, the collector no longer walks it.
     A larger first generation makes every generation's passes rarer; a request leaves
     little cyclic garbage, so memory barely moves (docs/decisions.md).
@@ -319,7 +325,7 @@ def serving_app(settings: Settings) -> ASGIApp:
     server's own, which may already have configured some loggers)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s %(message)s")
     access_logging.install()
-    return create_app(settings)
+    return create_app(settings, on_started=_tune_garbage_collector)
 
 
 def app_from_env() -> ASGIApp:

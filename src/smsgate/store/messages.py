@@ -29,7 +29,7 @@ from smsgate.core.states import (
     sources,
 )
 from smsgate.store import tables as t
-from smsgate.store.db import reading, writing
+from smsgate.store.db import GroupRolledBack, reading, writing
 from smsgate.store.ledger import post
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ class SqlMessageStore:
         try:
             with writing(self.engine) as conn:
                 return list(self._write_batch(conn, charges))
-        except sa.exc.DBAPIError as exc:
+        except (sa.exc.DBAPIError, GroupRolledBack) as exc:
             if len(charges) == 1:
                 return [_detached(exc)]
             log.exception("group commit of %d requests failed; retrying one by one", len(charges))
@@ -155,7 +155,7 @@ class SqlMessageStore:
         try:
             with writing(self.engine) as conn:
                 return self._write_batch(conn, [charge])[0]
-        except sa.exc.DBAPIError as exc:
+        except (sa.exc.DBAPIError, GroupRolledBack) as exc:
             log.exception("send request of account %d could not be written", charge.account_id)
             return _detached(exc)
 
