@@ -231,6 +231,34 @@ def test_duplicated_parameter_with_the_same_value_is_accepted(
     assert wire(response) == "44"
 
 
+def test_other_methods_are_refused_and_change_nothing(
+    shared_server: ServerProcess, acct: Account
+) -> None:
+    before = (shared_server.show(acct.username), shared_server.ledger(acct.username))
+    url = f"{shared_server.url}/query?u={acct.username}&p={acct.md5}"
+    for method in ("PUT", "DELETE", "PATCH", "OPTIONS"):
+        response = httpx.request(method, url, timeout=10)
+        assert response.status_code == 405, method
+        assert set(response.headers["allow"].replace(" ", "").split(",")) == {
+            "GET",
+            "HEAD",
+            "POST",
+        }
+    assert (shared_server.show(acct.username), shared_server.ledger(acct.username)) == before
+    # the query slot is still free: none of the above was served as a query
+    assert query(shared_server, f"u={acct.username}&p={acct.md5}") == "0\n0,10"
+
+
+def test_raw_utf8_in_the_request_target_is_served(
+    shared_server: ServerProcess, queried: Account
+) -> None:
+    """PHP and shell snippets put the content in the URL unencoded; the provider accepts it."""
+    target = f"/query?u={queried.username}&p={queried.md5}&c=【短信宝】你好"
+    request = f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+    status, headers, body = raw_request(shared_server, request)
+    assert (status, headers["content-type"], body) == ("HTTP/1.1 200 OK", TEXT, b"44")
+
+
 # -- the JSON side --------------------------------------------------------------------------
 
 
