@@ -22,7 +22,6 @@ import hashlib
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
 
 MINUTE = 60.0
 HOUR = 3600.0
@@ -51,13 +50,9 @@ class FrequencyLimits:
             raise ValueError(f"same_content_window must be >= 0 or None: {self}")
 
 
-class Sent(NamedTuple):
-    """One earlier send to a number: when (epoch seconds) and a digest of what.
-
-    A tuple of a float and a str: the garbage collector stops tracking such tuples, so a
-    history of millions of sends costs the collector nothing (a class instance would be
-    scanned on every full collection, a pause that grew past 100 ms under load).
-    """
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """One earlier send to a number: when (epoch seconds) and a digest of what."""
 
     at: float
     content_digest: str

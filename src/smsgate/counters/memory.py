@@ -40,28 +40,31 @@ class MemoryCounters:
 class MemoryFrequencyState:
     """Per-number send history for one process, rebuilt from the message table on start.
 
-    Entries are tuples of floats and strings only, which the garbage collector stops
-    tracking: a history of every number seen in a day must not lengthen its pauses.
+    Entries are plain tuples of floats and strings, which the garbage collector stops
+    tracking after it has seen them once: a history of every number seen in a day must
+    not lengthen its pauses (a class instance, even a named tuple, stays tracked).
     """
 
     def __init__(self) -> None:
-        # key -> ((sent, forget_at), ...)
-        self._history: dict[str, tuple[tuple[Sent, float], ...]] = {}
+        # key -> ((at, content digest, forget_at), ...)
+        self._history: dict[str, tuple[tuple[float, str, float], ...]] = {}
         self._lock = threading.Lock()
 
     def history(self, key: str) -> list[Sent]:
         with self._lock:
-            return [sent for sent, _ in self._history.get(key, ())]
+            entries = self._history.get(key, ())
+        return [Sent(at, digest) for at, digest, _ in entries]
 
     def add(self, key: str, sent: Sent, keep_for: float) -> None:
+        entry = (float(sent.at), str(sent.content_digest), float(sent.at + keep_for))
         with self._lock:
-            kept = tuple(e for e in self._history.get(key, ()) if e[1] > sent.at)
-            self._history[key] = (*kept, (sent, sent.at + keep_for))
+            kept = tuple(e for e in self._history.get(key, ()) if e[2] > sent.at)
+            self._history[key] = (*kept, entry)
 
     def remove(self, key: str, sent: Sent) -> None:
         with self._lock:
             entries = self._history.get(key, ())
-            for i, (candidate, _) in enumerate(entries):
-                if candidate == sent:
+            for i, (at, digest, _) in enumerate(entries):
+                if at == sent.at and digest == sent.content_digest:
                     self._history[key] = entries[:i] + entries[i + 1 :]
                     return
