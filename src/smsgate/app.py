@@ -57,9 +57,9 @@ class Runtime:
     writer: GroupCommitWriter
     dispatcher: Dispatcher | None
     frequency: FrequencyGuard
+    health: DatabaseHealth
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     pushes: PushWorker | None = None  # runs wherever the dispatcher does
-    health: DatabaseHealth = field(default_factory=lambda: DatabaseHealth(1.0))
 
     def wake_pushes(self) -> None:
         if self.pushes is not None:

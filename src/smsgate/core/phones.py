@@ -187,13 +187,8 @@ _BLOCK_DIGITS = 7
 @functools.lru_cache(maxsize=_CACHE_SIZE)
 def _block(prefix: str) -> Carrier | None:
     """The carrier of the block starting with these 7 digits, or None if it is not mobile."""
-    national = prefix + "0" * (11 - len(prefix))
-    number = phonenumbers.parse("+86" + national)
-    if not phonenumbers.is_valid_number(number):
-        return None
-    if phonenumbers.number_type(number) not in _MOBILE_TYPES:
-        return None
-    return _carrier(national, number)
+    phone = _domestic_by_number(prefix + "0" * (11 - len(prefix)))
+    return None if phone is None else phone.carrier
 
 
 def _domestic_by_number(national: str) -> Phone | None:

@@ -317,18 +317,6 @@ class SqlMessageStore:
                 for r in rows
             ]
 
-    def has_due(self, now: datetime) -> bool:
-        """Whether any outbox row could be claimed now (a read: no write lock)."""
-        with reading(self.engine) as conn:
-            return (
-                conn.execute(
-                    sa.select(t.outbox.c.message_id)
-                    .where(t.outbox.c.claimed_by.is_(None), t.outbox.c.available_at <= now)
-                    .limit(1)
-                ).first()
-                is not None
-            )
-
     def record_submits(self, results: Sequence[SubmitResult], now: datetime) -> None:
         """Store what the carrier answered: submitted, failed (refunded) or try later."""
         taken = [r for r in results if r.accepted]
