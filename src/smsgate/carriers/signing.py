@@ -40,7 +40,9 @@ def aliyun_canonical_query(params: Mapping[str, str]) -> str:
 
 
 def aliyun_string_to_sign(method: str, params: Mapping[str, str]) -> str:
-    return f"{method.upper()}&{percent_encode('/')}&{percent_encode(aliyun_canonical_query(params))}"
+    return (
+        f"{method.upper()}&{percent_encode('/')}&{percent_encode(aliyun_canonical_query(params))}"
+    )
 
 
 def aliyun_signature(method: str, params: Mapping[str, str], secret: str) -> str:
