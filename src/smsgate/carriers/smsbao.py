@@ -31,6 +31,7 @@ from smsgate.carriers import upstream
 from smsgate.carriers.upstream import HttpLimits, MaybeSent, NotSent, UpstreamCarrier
 from smsgate.core.messages import DeliveryReport, Kind, Outgoing, SubmitResult
 from smsgate.core.states import MessageState
+from smsgate.ports import DeliverySink
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,14 @@ class SmsbaoCarrier(UpstreamCarrier):
         super().__init__(name, config.limits)
         self._config = config
         self._base = config.url.rstrip("/")
+
+    async def start(self, sink: DeliverySink) -> None:
+        await super().start(sink)
+        if self._config.balance_interval > 0:
+            self._spawn(self._first_balance())
+
+    async def _first_balance(self) -> None:
+        await self.query_balance()
 
     def _loops(self) -> list[tuple[float, Callable[[], Awaitable[object]]]]:
         if self._config.balance_interval <= 0:

@@ -65,7 +65,13 @@ def limits_from(options: Mapping[str, object]) -> HttpLimits:
 class Gate:
     """Concurrency and pacing: ``async with gate:`` around each request."""
 
-    def __init__(self, limits: HttpLimits, monotonic: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        limits: HttpLimits,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._sleep = sleep
         self._slots = asyncio.Semaphore(max(1, limits.concurrency))
         self._interval = 1.0 / limits.rate if limits.rate > 0 else 0.0
         self._monotonic = monotonic
@@ -80,7 +86,7 @@ class Gate:
             start = max(now, self._next)
             self._next = start + self._interval
             if start > now:
-                await asyncio.sleep(start - now)
+                await self._sleep(start - now)
 
     async def __aexit__(self, *exc: object) -> None:
         self.in_use -= 1
@@ -264,13 +270,16 @@ class UpstreamCarrier:
         return await request(self._client, self._gate, method, url, **kwargs)
 
     async def _every(self, interval: float, step: Callable[[], Awaitable[object]]) -> None:
+        """Run ``step`` every ``interval`` seconds, from one interval after the start."""
         while True:
+            await asyncio.sleep(interval)
+            if self._state.state == "stopped":
+                continue  # a stopped upstream is asked nothing until its options change
             try:
                 await step()
             except Exception as exc:  # a loop must outlive one bad answer
                 log.exception("carrier %s: background step failed", self.name)
                 self._state.error(f"background: {exc}")
-            await asyncio.sleep(interval)
 
     def _spawn(self, coro: Coroutine[object, object, None]) -> None:
         task = asyncio.create_task(coro)
