@@ -41,6 +41,8 @@ CONTRACT: dict[str, set[str]] = {
     "template add": {"--product"},
     "template approve": set(),
     "template reject": set(),
+    "template set-upstream": {"--carrier", "--code", "--remove"},
+    "template upstream-list": set(),
     "messages": {"--account", "--phone", "--state"},
     "config sample": set(),
     "mo list": {"--account", "--state", "--unmatched"},

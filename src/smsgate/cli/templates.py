@@ -61,6 +61,40 @@ def template_reject(
     out.print(f"template #{record.id} rejected")
 
 
+@group.command("set-upstream")
+def template_set_upstream(
+    template_id: TemplateId,
+    carrier: Annotated[str, typer.Option("--carrier", help="The upstream carrier's name.")],
+    code: Annotated[
+        str | None,
+        typer.Option(help="The provider's template code (Aliyun SMS_..., Tencent TemplateId)."),
+    ] = None,
+    remove: Annotated[bool, typer.Option("--remove", help="Drop the mapping.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Map an approved template to its code at a template-based upstream (aliyun, tencent)."""
+    if (code is None) == (not remove):
+        raise typer.BadParameter("give --code CODE, or --remove")
+    with open_database(data_dir) as db:
+        record = db.policy_admin.set_upstream(template_id, carrier, None if remove else code)
+    if remove:
+        out.print(f"template #{record.id}: no code at {carrier} any more")
+    else:
+        out.print(f"template #{record.id} is sent through {carrier} as {code}")
+
+
+@group.command("upstream-list")
+def template_upstream_list(data_dir: DataDir = None) -> None:
+    """Templates mapped to upstream providers' codes."""
+    with open_database(data_dir) as db:
+        rows = db.policy_admin.upstream_templates()
+    print_table(
+        ("template", "carrier", "code"),
+        ((f"#{template_id}", carrier, code) for template_id, carrier, code in rows),
+        empty="no template is mapped to an upstream code",
+    )
+
+
 @group.command("list")
 def template_list(
     status: Annotated[TemplateStatus | None, typer.Option(help="Only this status.")] = None,

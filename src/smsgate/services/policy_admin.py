@@ -26,6 +26,19 @@ class PolicyAdmin:
         status = TemplateStatus.APPROVED if approve else TemplateStatus.REJECTED
         return self._store.review_template(template_id, status, note, self._clock.now())
 
+    def set_upstream(self, template_id: int, carrier: str, code: str | None) -> TemplateRecord:
+        """Map a template to its code at a template-based upstream (None: remove the mapping)."""
+        if not carrier.strip():
+            raise errors.InvalidInput("give the upstream carrier's name (--carrier)")
+        if code is not None and not code.strip():
+            raise errors.InvalidInput("give the provider's template code (--code)")
+        return self._store.set_upstream_template(
+            template_id, carrier.strip(), None if code is None else code.strip(), self._clock.now()
+        )
+
+    def upstream_templates(self) -> list[tuple[int, str, str]]:
+        return self._store.upstream_templates()
+
     def templates(
         self, status: TemplateStatus | None = None, username: str | None = None
     ) -> list[TemplateRecord]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from smsgate import errors
 from smsgate.core.accounts import Account, Product, TemplateStatus
 from smsgate.core.templates import Template, compile_template
+from smsgate.core.upstream_templates import UpstreamTemplate
 from smsgate.core.words import WordFilter
 from smsgate.ports import AccountStore, PolicyStore
 
@@ -30,6 +31,8 @@ class Snapshot:
     by_api_key: dict[str, Account] = field(default_factory=dict)  # key hash -> account
     templates: dict[tuple[int, str], tuple[Template, ...]] = field(default_factory=dict)
     optouts: dict[int, frozenset[str]] = field(default_factory=dict)
+    # carrier -> the approved templates mapped to its provider codes (template-based upstreams)
+    upstream_templates: dict[str, tuple[UpstreamTemplate, ...]] = field(default_factory=dict)
     account_limits: dict[int, Limits] = field(default_factory=dict)
     product_limits: dict[str, Limits] = field(default_factory=dict)
 
@@ -65,10 +68,27 @@ class SnapshotHolder:
             words=WordFilter.build(self._store.load_words()),
             by_api_key={h: a for a in accounts for h in a.api_key_hashes},
             templates=self._approved_templates(),
+            upstream_templates=self._upstream_templates(),
             optouts=self._policy.optouts(),
             account_limits=self._policy.account_limits(),
             product_limits=self._policy.product_limits(),
         )
+
+    def _upstream_templates(self) -> dict[str, tuple[UpstreamTemplate, ...]]:
+        approved = {r.id: r.text for r in self._policy.templates(status=TemplateStatus.APPROVED)}
+        grouped: dict[str, list[UpstreamTemplate]] = {}
+        for template_id, carrier, code in self._policy.upstream_templates():
+            text = approved.get(template_id)
+            if text is None:
+                continue  # mapped, but not (or no longer) approved
+            try:
+                compiled = compile_template(text)
+            except errors.InvalidInput:
+                continue
+            grouped.setdefault(carrier, []).append(
+                UpstreamTemplate(template_id, carrier, code, compiled)
+            )
+        return {carrier: tuple(entries) for carrier, entries in grouped.items()}
 
     def _approved_templates(self) -> dict[tuple[int, str], tuple[Template, ...]]:
         grouped: dict[tuple[int, str], list[Template]] = {}

@@ -99,6 +99,45 @@ class SqlPolicyStore:
             for r in rows
         ]
 
+    def set_upstream_template(
+        self, template_id: int, carrier: str, code: str | None, now: datetime
+    ) -> TemplateRecord:
+        """Map (or with ``code=None`` unmap) a template to a code at an upstream carrier."""
+        with writing(self.engine) as conn:
+            if (
+                conn.execute(
+                    sa.select(t.templates.c.id).where(t.templates.c.id == template_id)
+                ).first()
+                is None
+            ):
+                raise errors.NotFound(
+                    f"no template #{template_id}; `smsgate template list` shows them"
+                )
+            key = (t.upstream_templates.c.template_id == template_id) & (
+                t.upstream_templates.c.carrier == carrier
+            )
+            conn.execute(t.upstream_templates.delete().where(key))
+            if code is not None:
+                conn.execute(
+                    t.upstream_templates.insert().values(
+                        template_id=template_id, carrier=carrier, code=code, created_at=now
+                    )
+                )
+            detail = f"{carrier} -> {code}" if code is not None else f"{carrier} removed"
+            record_change(conn, "template.upstream", f"#{template_id}", detail, now)
+        return self.templates(template_id=template_id)[0]
+
+    def upstream_templates(self) -> list[tuple[int, str, str]]:
+        """Every mapping: (template id, carrier, provider's code)."""
+        u = t.upstream_templates
+        with reading(self.engine) as conn:
+            rows = conn.execute(
+                sa.select(u.c.template_id, u.c.carrier, u.c.code).order_by(
+                    u.c.carrier, u.c.template_id
+                )
+            ).all()
+        return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+
     # -- opt-outs -------------------------------------------------------------------
 
     def add_optout(self, account_id: int, phone: str, now: datetime) -> bool:

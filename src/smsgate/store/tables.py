@@ -214,6 +214,21 @@ templates = sa.Table(
     sa.CheckConstraint("status IN ('pending', 'approved', 'rejected')", name="status_known"),
 )
 
+# An approved template's code at a template-based upstream provider (Alibaba/Tencent Cloud).
+upstream_templates = sa.Table(
+    "upstream_templates",
+    metadata,
+    sa.Column(
+        "template_id",
+        BigId,
+        sa.ForeignKey("templates.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("carrier", sa.String(64), primary_key=True),
+    sa.Column("code", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
 optouts = sa.Table(
     "optouts",
     metadata,
