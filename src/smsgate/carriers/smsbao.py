@@ -11,7 +11,8 @@ message (docs/decisions.md, "Upstream HTTP providers"):
 - ``41`` (the upstream is out of balance), HTTP 5xx other than 504, connection refused: not
   taken; queued again, the carrier cools and failover moves on to the next one.
 - ``30`` ``40`` ``42`` ``43`` ``-1`` ``55``: a configuration error; the carrier stops (its
-  status says why, an ERROR log line alerts) and takes nothing until its options change.
+  status says why, an ERROR log line alerts) and takes nothing until its options change or
+  the balance query (``/query``, same credentials and IP checks) is answered again.
 - ``50`` ``51`` ``52`` ``54`` ``56`` ``57``: the content or number is refused; the message
   fails and is refunded.
 - ``44`` ``53`` (the upstream's own frequency limits): not taken; queued again later.
@@ -79,6 +80,10 @@ class SmsbaoConfig:
 
 
 class SmsbaoCarrier(UpstreamCarrier):
+    # /query checks the same credentials, IP and account state as /sms: while stopped by
+    # a configuration error, the balance loop goes on and a good answer resumes the carrier.
+    probes_when_stopped = True
+
     def __init__(self, config: SmsbaoConfig, name: str = "smsbao") -> None:
         super().__init__(name, config.limits)
         self._config = config
@@ -171,10 +176,13 @@ class SmsbaoCarrier(UpstreamCarrier):
         except ValueError:
             return None
         self._state.balance, self._state.balance_at = balance, datetime.now(UTC)
+        self._state.resume(self.name)
         return balance
 
 
 def build(name: str, options: Mapping[str, object]) -> SmsbaoCarrier:
+    if not options.get("password") and not options.get("api_key"):
+        raise ValueError("kind smsbao needs --password or --opt api_key=KEY")
     default = SmsbaoConfig()
     config = SmsbaoConfig(
         url=upstream.text(options, "url", default.url),

@@ -163,6 +163,12 @@ class UpstreamState:
         self.stopped_because = reason
         self.error(reason)
 
+    def resume(self, name: str) -> None:
+        if self.state == "stopped":
+            log.warning("carrier %s resumed: the upstream accepts its credentials again", name)
+        self.state = "running"
+        self.stopped_because = None
+
     def as_dict(self, gate: Gate) -> dict[str, object]:
         return {
             "state": self.state,
@@ -213,6 +219,8 @@ class UpstreamCarrier:
     background loops (:meth:`_loops`: balance, receipts, replies), each run every
     ``interval`` seconds until the carrier stops.
     """
+
+    probes_when_stopped = False  # a kind whose loop can tell that the upstream is fixed
 
     def __init__(self, name: str, limits: HttpLimits) -> None:
         self.name = name
@@ -273,7 +281,7 @@ class UpstreamCarrier:
         """Run ``step`` every ``interval`` seconds, from one interval after the start."""
         while True:
             await asyncio.sleep(interval)
-            if self._state.state == "stopped":
+            if self._state.state == "stopped" and not self.probes_when_stopped:
                 continue  # a stopped upstream is asked nothing until its options change
             try:
                 await step()
@@ -295,16 +303,35 @@ class UpstreamCarrier:
         self._state.last_receipt_at = datetime.now(UTC)
 
 
+TemplateSource = Callable[[], Mapping[str, Sequence[UpstreamTemplate]]]
+_template_source: list[TemplateSource] = [dict]
+
+
+def set_template_source(source: TemplateSource) -> None:
+    """Where template-based upstreams read the operator's mapping (app.py: the snapshot).
+
+    Read at every submit, so a carrier built a moment ago and a mapping changed a moment ago
+    are both current.
+    """
+    _template_source[0] = source
+
+
 class TemplateUpstream(UpstreamCarrier):
     """An upstream that sends template codes and values (Alibaba Cloud, Tencent Cloud)."""
 
     def __init__(self, name: str, limits: HttpLimits) -> None:
         super().__init__(name, limits)
-        self._templates: tuple[UpstreamTemplate, ...] = ()
+        self._own: tuple[UpstreamTemplate, ...] | None = None
 
     def use_templates(self, mapped: Mapping[str, Sequence[UpstreamTemplate]]) -> None:
-        """The operator's mapping of approved templates to provider codes, all carriers'."""
-        self._templates = tuple(mapped.get(self.name, ()))
+        """A mapping of this carrier's own instead of the process-wide source (tests)."""
+        self._own = tuple(mapped.get(self.name, ()))
+
+    @property
+    def _templates(self) -> Sequence[UpstreamTemplate]:
+        if self._own is not None:
+            return self._own
+        return _template_source[0]().get(self.name, ())
 
     def _template_send(self, message: Outgoing) -> TemplateSend | SubmitResult:
         """The code and values to send ``message`` with, or its refusal."""

@@ -19,6 +19,9 @@ from smsgate.core.signatures import extract_signature
 from smsgate.core.templates import Template
 from smsgate.errors import Rejected
 
+TEMPLATE_KINDS = frozenset({"aliyun", "tencent"})
+"""Carrier kinds that send template codes and values instead of text."""
+
 
 @dataclass(frozen=True, slots=True)
 class UpstreamTemplate:

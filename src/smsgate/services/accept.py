@@ -22,6 +22,7 @@ from smsgate.core.messages import Charge, Kind
 from smsgate.core.signatures import check_signature
 from smsgate.core.templates import check_template
 from smsgate.core.units import check_length, units
+from smsgate.core.upstream_templates import check_upstream_templates
 from smsgate.ports import ChargeWriter, Clock
 from smsgate.services.frequency import FrequencyGuard
 from smsgate.services.snapshot import Snapshot, SnapshotHolder
@@ -104,6 +105,9 @@ class AcceptService:
         check_template(
             content, snap.templates.get((account.id, product.id), ()), product.template_required
         )
+        check_upstream_templates(
+            content, product.route, snap.template_carriers, snap.upstream_templates
+        )
         opted_out = snap.optouts.get(account.id, frozenset())
         blocked = [n for n in numbers if n in opted_out]
         if blocked:
@@ -116,7 +120,7 @@ class AcceptService:
             content=content,
             units=message_units,
             price=product.price,
-            carrier=product.carrier,
+            carrier=product.route[0] if product.route else "",
             client_ip=request.client_ip,
             at=self._clock.now(),
         )

@@ -33,6 +33,7 @@ class Snapshot:
     optouts: dict[int, frozenset[str]] = field(default_factory=dict)
     # carrier -> the approved templates mapped to its provider codes (template-based upstreams)
     upstream_templates: dict[str, tuple[UpstreamTemplate, ...]] = field(default_factory=dict)
+    template_carriers: frozenset[str] = frozenset()  # carriers that send only mapped templates
     account_limits: dict[int, Limits] = field(default_factory=dict)
     product_limits: dict[str, Limits] = field(default_factory=dict)
 
@@ -69,6 +70,7 @@ class SnapshotHolder:
             by_api_key={h: a for a in accounts for h in a.api_key_hashes},
             templates=self._approved_templates(),
             upstream_templates=self._upstream_templates(),
+            template_carriers=self._policy.template_carriers(),
             optouts=self._policy.optouts(),
             account_limits=self._policy.account_limits(),
             product_limits=self._policy.product_limits(),

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from smsgate import errors
 from smsgate.core.accounts import TemplateRecord, TemplateStatus
+from smsgate.core.upstream_templates import TEMPLATE_KINDS
 from smsgate.store import tables as t
 from smsgate.store.accounts import account_id_of
 from smsgate.store.audit import SYSTEM_ACTOR, record_change
@@ -137,6 +138,15 @@ class SqlPolicyStore:
                 )
             ).all()
         return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+    def template_carriers(self) -> frozenset[str]:
+        """The enabled carriers of a template-based kind (Alibaba Cloud, Tencent Cloud)."""
+        c = t.carriers
+        with reading(self.engine) as conn:
+            names = conn.execute(
+                sa.select(c.c.name).where(c.c.kind.in_(sorted(TEMPLATE_KINDS)), c.c.enabled)
+            ).scalars()
+            return frozenset(str(name) for name in names)
 
     # -- opt-outs -------------------------------------------------------------------
 
