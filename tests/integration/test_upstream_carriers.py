@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import socket
 import threading
 import time
@@ -20,7 +21,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from smsgate.carriers import aliyun, smsbao, tencent
-from smsgate.carriers.upstream import CarrierStopped, Gate, HttpLimits
+from smsgate.carriers.upstream import Gate, HttpLimits
 from smsgate.core.messages import DeliveryReport, Kind, Outgoing, SubmitResult
 from smsgate.core.replies import IncomingReply
 from smsgate.core.states import MessageState
@@ -237,11 +238,47 @@ async def test_smsbao_configuration_error_stops_the_carrier(
         assert carrier.status()["state"] == "stopped"
         assert "30 wrong password" in str(carrier.status()["stopped_because"])
         assert any(r.levelname == "ERROR" and "stopped" in r.message for r in caplog.records)
-        with pytest.raises(CarrierStopped):
-            await carrier.submit([sms(2, phone="13900139000")])
+        [later] = await carrier.submit([sms(2, phone="13900139000")])
+        assert fate(later) == "not-taken-fault"
         assert len([r for r in server.requests if r.path == "/sms"]) == 1
     finally:
         await carrier.stop()
+
+
+async def test_smsbao_stopped_carrier_resumes_once_query_accepts_it_again(
+    smsbao_fake: tuple[SmsbaoScript, FakeServer],
+) -> None:
+    script, server = smsbao_fake
+    script.codes["13800138000"] = "43"
+    script.balance = "43"
+    carrier = smsbao_carrier(server.url, balance_interval=0)
+    await carrier.start(Sink())
+    try:
+        await carrier.submit([sms(1)])
+        assert await carrier.query_balance() is None
+        assert carrier.status()["state"] == "stopped"
+        script.balance = "0\n5,95"  # the upstream's allowlist was fixed
+        assert await carrier.query_balance() == 95
+        assert carrier.status()["state"] == "running"
+        [result] = await carrier.submit([sms(2, phone="13900139000")])
+        assert fate(result) == "taken"
+    finally:
+        await carrier.stop()
+
+
+async def test_smsbao_credentials_stay_out_of_the_logs(
+    smsbao_fake: tuple[SmsbaoScript, FakeServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    _, server = smsbao_fake
+    caplog.set_level(logging.DEBUG)
+    carrier = smsbao_carrier(server.url, balance_interval=0)
+    await carrier.start(Sink())
+    try:
+        await carrier.submit([sms(1)])
+        await carrier.query_balance()
+    finally:
+        await carrier.stop()
+    assert hashlib.md5(b"s3cret").hexdigest() not in caplog.text
 
 
 async def test_smsbao_connection_refused_is_not_taken() -> None:
@@ -506,7 +543,8 @@ async def test_tencent_wrong_key_stops_the_carrier(
         assert fate(result) == "not-taken-fault"
         assert fake.refused_signatures == 1
         assert "AuthFailure.SignatureFailure" in str(carrier.status()["stopped_because"])
-        with pytest.raises(CarrierStopped):
-            await carrier.submit([sms(2)])
+        [later] = await carrier.submit([sms(2)])
+        assert fate(later) == "not-taken-fault"
+        assert len(fake.sent) == 0
     finally:
         await carrier.stop()

@@ -32,7 +32,9 @@ from smsgate.ports import DeliverySink
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-FAULT_RETRY_SECONDS = 30.0  # a message an upstream could not take waits this long (or fails over)
+# A message an upstream could not take is routed again at once: the router cools the
+# upstream, so the next carrier of the route takes it (or it waits for the cooling to end).
+FAULT_RETRY_SECONDS = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +126,9 @@ def _describe(exc: Exception) -> str:
 
 
 def make_client(limits: HttpLimits) -> httpx.AsyncClient:
+    # httpx logs every request's URL at INFO; an SMSBao URL carries `p`, a password
+    # equivalent (smsgate's own access log masks it too).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     return httpx.AsyncClient(
         timeout=limits.timeout,
         limits=httpx.Limits(max_connections=max(1, limits.concurrency)),
@@ -251,8 +256,10 @@ class UpstreamCarrier:
         return self._state.as_dict(self._gate)
 
     async def submit(self, batch: Sequence[Outgoing]) -> list[SubmitResult]:
-        if self._state.state == "stopped" or self._client is None:
-            raise CarrierStopped(self._state.stopped_because or f"carrier {self.name} not started")
+        if self._client is None:
+            raise CarrierStopped(f"carrier {self.name} is not started")
+        if self._state.state == "stopped":  # nothing taken; the router cools us again
+            return [not_taken(m.id) for m in batch]
         return list(await asyncio.gather(*(self._submit_one(m) for m in batch)))
 
     async def _submit_one(self, message: Outgoing) -> SubmitResult:
