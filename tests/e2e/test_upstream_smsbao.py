@@ -15,6 +15,7 @@ B's URL with an account on B) then ``backup`` (a simulator). Shown:
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -127,6 +128,23 @@ def test_message_sent_to_a_is_recorded_by_b_once_and_delivered_on_a(
     on_b = messages(gateway_b, relay_account.username)[before_b:]
     assert [p for p, _, _ in on_b] == [phone]
     assert balance(gateway_a, customer.username) == 99
+
+
+def test_carrier_show_has_the_upstream_balance_and_no_secret(
+    gateway_a: ServerProcess, gateway_b: ServerProcess, relay_account: Account
+) -> None:
+    def live() -> dict[str, object]:
+        shown = json.loads(gateway_a.cli("carrier", "show", "b", "--json").stdout)
+        statuses = list(shown["live"].values())
+        return {"options": shown["options"], **(statuses[0] if statuses else {})}
+
+    shown = wait_for(live, lambda s: s.get("balance") is not None, timeout=10)
+    # /query is asked at start and then once a minute (the API's limit): B's balance then.
+    assert balance(gateway_b, relay_account.username) <= shown["balance"] <= 1000  # type: ignore[operator]
+    assert shown["state"] == "running"
+    assert relay_account.password not in json.dumps(shown)
+    assert relay_account.md5 not in json.dumps(shown)
+    assert shown["options"]["password"] == "set"  # type: ignore[index]
 
 
 def test_b_down_the_next_carrier_takes_the_message(
