@@ -26,6 +26,7 @@ What an answer means for the message:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -63,6 +64,7 @@ CONFIG = (
     "SignatureNonceUsed",
 )
 SEND_WAITING, SEND_FAILED, SEND_DELIVERED = 1, 2, 3
+POLL_BATCH = 200  # messages asked about per round at most (oldest first)
 
 
 @dataclass(frozen=True)
@@ -174,35 +176,41 @@ class AliyunCarrier(TemplateUpstream):
         return upstream.refused(message_id, what)
 
     async def poll_receipts(self) -> None:
-        """One QuerySendDetails per waiting message; reports for those that ended."""
-        reports: list[DeliveryReport] = []
+        """QuerySendDetails for the waiting messages (up to POLL_BATCH a round, in parallel
+        within the concurrency limit); reports for those that ended."""
         now = datetime.now(UTC)
+        asking: list[_Waiting] = []
         for waiting in list(self._waiting.values()):
             if (now - waiting.since).total_seconds() > self._config.give_up_after:
-                self._waiting.pop(waiting.ref, None)
-                continue
-            try:
-                status, body = await self.call(
-                    "QuerySendDetails",
-                    {
-                        "PhoneNumber": waiting.phone,
-                        "BizId": waiting.biz_id,
-                        "SendDate": waiting.send_date,
-                        "PageSize": "10",
-                        "CurrentPage": "1",
-                    },
-                )
-            except (NotSent, MaybeSent) as exc:
-                self._state.error(f"receipts: {exc}")
-                return  # the upstream is unreachable: try the rest next round
-            ended = _ended(body) if status == 200 else None
+                self._waiting.pop(waiting.ref, None)  # the report timeout settles it
+            elif len(asking) < POLL_BATCH:
+                asking.append(waiting)
+        answers = await asyncio.gather(*(self._details(w) for w in asking))
+        reports = []
+        for waiting, ended in zip(asking, answers, strict=True):
             if ended is not None:
                 self._waiting.pop(waiting.ref, None)
-                state, error = ended
-                reports.append(DeliveryReport(self.name, waiting.ref, state, error, now))
+                reports.append(DeliveryReport(self.name, waiting.ref, *ended, now))
         if reports:
             self._received()
             await upstream.report(self._sink, reports)
+
+    async def _details(self, waiting: _Waiting) -> tuple[MessageState, str | None] | None:
+        try:
+            status, body = await self.call(
+                "QuerySendDetails",
+                {
+                    "PhoneNumber": waiting.phone,
+                    "BizId": waiting.biz_id,
+                    "SendDate": waiting.send_date,
+                    "PageSize": "10",
+                    "CurrentPage": "1",
+                },
+            )
+        except (NotSent, MaybeSent) as exc:
+            self._state.error(f"receipts: {exc}")
+            return None  # asked again next round
+        return _ended(body) if status == 200 else None
 
 
 def _ended(body: Mapping[str, object]) -> tuple[MessageState, str | None] | None:
