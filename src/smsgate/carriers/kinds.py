@@ -149,7 +149,9 @@ SIMULATOR_KIND = CarrierKind(
 def _limits() -> tuple[Option, ...]:
     """What every upstream HTTP kind takes to stay within its provider's limits."""
     return (
-        Option("timeout", float, "Seconds for one request and its answer.", default=10.0),
+        Option(
+            "timeout", float, "Seconds to connect, to send, to wait for the answer.", default=10.0
+        ),
         Option("concurrency", int, "Requests in flight at once.", default=8),
         Option("rate", float, "Requests per second at most (0: no limit).", default=0.0),
     )

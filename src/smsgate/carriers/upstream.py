@@ -39,7 +39,7 @@ FAULT_RETRY_SECONDS = 0.0
 
 @dataclass(frozen=True, slots=True)
 class HttpLimits:
-    timeout: float = 10.0  # seconds for the whole exchange (connect, send, answer)
+    timeout: float = 10.0  # seconds for each step: connect, send, wait for the answer
     concurrency: int = 8  # requests in flight at once
     rate: float = 0.0  # requests per second at most; 0 = no limit
 
