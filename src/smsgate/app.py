@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -42,6 +42,7 @@ from smsgate.services.push import PushSettings, PushWorker
 from smsgate.services.query import QueryService
 from smsgate.services.snapshot import SnapshotHolder
 from smsgate.settings import Settings, handed_over
+from smsgate.store.outcomes import SqlOutcomes
 from smsgate.store.push_queue import SqlPushQueue
 from smsgate.store.writer import GroupCommitWriter
 
@@ -106,9 +107,13 @@ def build_runtime(settings: Settings, database: Database, *, with_dispatcher: bo
     dispatcher = pushes = None
     if with_dispatcher:
         pushes = _push_worker(settings, database, clock)
+        outcomes = database.outcomes
+        simulator = SimulatorCarrier(
+            _simulator_config(settings), awaiting=outcomes.awaiting_reports
+        )
         dispatcher = Dispatcher(
             database.messages,
-            {"simulator": SimulatorCarrier(_simulator_config(settings))},
+            {"simulator": simulator},
             clock,
             DispatchSettings(
                 node=uuid.uuid4().hex,
@@ -118,6 +123,7 @@ def build_runtime(settings: Settings, database: Database, *, with_dispatcher: bo
                 single_node=database.engine.dialect.name == "sqlite",
             ),
             replies=_reply_intake(database.inbound, pushes),
+            housekeeping=[_report_timeout(outcomes, settings)],
         )
     health = DatabaseHealth(settings.snapshot_refresh_seconds)
     return Runtime(database, snapshot, writer, dispatcher, frequency, pushes=pushes, health=health)
@@ -141,6 +147,22 @@ def _push_worker(settings: Settings, database: Database, clock: SystemClock) -> 
             stop_grace_seconds=settings.push_timeout_seconds,
         ),
     )
+
+
+def _report_timeout(outcomes: SqlOutcomes, settings: Settings) -> Callable[[datetime], int]:
+    """The dispatcher's chore: messages without a final report in time become `unknown`.
+
+    One timeout for every carrier for now; ``time_out_reports`` takes per-carrier cutoffs.
+    """
+    timeout = timedelta(hours=settings.report_timeout_hours)
+
+    def run(now: datetime) -> int:
+        moved = outcomes.time_out_reports({}, now - timeout, now)
+        if moved:
+            log.warning("%d message(s) got no delivery report in time: now `unknown`", moved)
+        return moved
+
+    return run
 
 
 def _reply_intake(

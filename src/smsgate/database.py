@@ -19,6 +19,7 @@ from smsgate.store.admin import SqlAccountStore
 from smsgate.store.db import create_engine, migrate, pending_migrations
 from smsgate.store.inbound import SqlInboundStore
 from smsgate.store.messages import SqlMessageStore
+from smsgate.store.outcomes import SqlOutcomes
 from smsgate.store.policy import SqlPolicyStore
 
 
@@ -35,6 +36,7 @@ class Database:
     policy_admin: PolicyAdmin
     replies: SqlInboundStore
     inbound: InboundService
+    outcomes: SqlOutcomes
 
     @classmethod
     def open(cls, settings: Settings, *, migrate_schema: bool = True) -> Database:
@@ -54,6 +56,7 @@ class Database:
             PolicyAdmin(policy, clock),
             replies,
             InboundService(replies, clock, settings.service_number),
+            SqlOutcomes(engine),
         )
 
     def close(self) -> None:

@@ -42,6 +42,7 @@ CONTRACT: dict[str, set[str]] = {
     "template approve": set(),
     "template reject": set(),
     "messages": {"--account", "--phone", "--state"},
+    "messages settle": {"--delivered", "--failed", "--refund", "--carrier", "--state", "--before"},
     "config sample": set(),
     "mo list": {"--account", "--state", "--unmatched"},
     "mo show": set(),
