@@ -127,7 +127,8 @@ def test_settle_failed_with_refund_moves_money_once_and_audits(
     delivered = outcomes.settle([ids[2], 999_999], S.DELIVERED, refund=False, now=clock.now())
 
     assert (first.moved, first.refunded, first.refund_units) == (ids[:2], ids[:2], 2)
-    assert again.moved == [] and again.refunded == []
+    assert again.moved == []
+    assert again.refunded == []
     assert again.skipped == {ids[0]: "already failed", ids[1]: "already failed"}
     assert delivered.moved == [ids[2]]
     assert delivered.skipped == {999_999: "no such message"}
