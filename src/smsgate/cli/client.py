@@ -15,9 +15,10 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from smsgate.cli.lite import describe
 from smsgate.client import DEFAULT_BASE_URL, Client
 from smsgate.client.bulk import Batch, BatchResult, only_this_batch, plan_batches, unique
-from smsgate.client.exceptions import ApiError, ClientError, SendOutcomeUnknown
+from smsgate.client.exceptions import ApiError, ClientError
 from smsgate.client.journal import CAPPED, Journal, journal_path, message_key, outcome
 from smsgate.client.phonefile import read_phones
 
@@ -145,15 +146,6 @@ def _errors() -> Iterator[None]:
 def _fail(line: str, code: int = 1) -> None:
     typer.echo(line, err=True)
     raise typer.Exit(code)
-
-
-def describe(exc: ClientError) -> str:
-    """``Error 41: Insufficient balance (余额不足)`` and the like."""
-    if isinstance(exc, SendOutcomeUnknown):
-        return f"Outcome unknown: {exc}"
-    if isinstance(exc, ApiError) and exc.code:
-        return f"Error {exc}"
-    return f"Error: {exc}"
 
 
 # ---- smsgate send --file -----------------------------------------------------------------
