@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from smsgate import errors
 from smsgate.cli.context import DataDir, open_database
-from smsgate.cli.output import out, say
+from smsgate.cli.output import say
 from smsgate.cli.values import parse_since, parse_when
 from smsgate.core.messages import Message, MessageFilter
 from smsgate.core.states import MessageState
@@ -58,24 +57,24 @@ def messages(
 
 
 def _print(found: list[Message]) -> None:
+    """One block per message: a line of facts, then the whole text (and why, if unknown).
+
+    A table would cut the text to a few characters at 80 columns; this keeps every
+    character at any width, and a script can still grep the first line.
+    """
     if not found:
         say("no messages")
         return
-    table = Table("id", "when (UTC)", "account", "phone", "state", "units", "content", "note")
-    table.columns[6].overflow = "fold"  # the whole text, wrapped, never cut
-    table.columns[6].min_width = 20
     for m in found:
-        table.add_row(
-            str(m.id),
-            m.created_at.strftime("%m-%d %H:%M:%S"),
-            m.account,
-            m.phone,
-            m.state.value,
-            str(m.units),
-            m.content,
-            m.error or "",
+        units = f"{m.units} unit" + ("s" if m.units != 1 else "")
+        say(
+            f"#{m.id}  {m.created_at:%Y-%m-%d %H:%M:%S}  {m.account}  {m.phone}  "
+            f"{m.state.value}  {units}"
         )
-    out.print(table, markup=False, soft_wrap=False)
+        for line in m.content.splitlines() or [""]:
+            say(f"    {line}")
+        if m.error:
+            say(f"    note: {m.error}")
 
 
 @messages_group.command("settle")
