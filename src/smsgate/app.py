@@ -223,16 +223,41 @@ def create_app(
         summary="SMSBao-compatible SMS gateway: JSON API",
         description="The SMSBao wire endpoints (/sms, /wsms, /voice, /query) answer bare "
         "codes as text/plain and are documented in the README; this is the JSON API.",
-        docs_url="/docs",
+        docs_url=None,  # served below, with Swagger UI's assets from the package (offline)
         redoc_url=None,
         openapi_url="/v1/openapi.json",
         lifespan=lifespan,
     )
     v1.install(app, deps, gw.store, gw.messages)
     v1_replies.install(app, deps, gw.inbound, runtime.wake_pushes, simulator=settings.simulator_api)
+    _install_docs(app)
     app.add_route("/healthz", _healthz(runtime.health), methods=["GET"], include_in_schema=False)
     app.add_route("/", _home, methods=["GET"], include_in_schema=False)
     return smsbao.SmsbaoFront(deps, app)
+
+
+DOCS_ASSETS = "/docs/assets"
+
+
+def _install_docs(app: FastAPI) -> None:
+    """`/docs`: Swagger UI from the `swagger-ui-bundle-v2` package, so that the page works
+    without internet (FastAPI's default loads it from a CDN). FastAPI's documented recipe
+    for self-hosting: its own page, with the asset URLs pointed at a static mount."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from starlette.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    async def docs(_request: Request) -> Response:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/v1/openapi.json",
+            title=f"{app.title} - JSON API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        )
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
+    app.add_route("/docs", docs, methods=["GET"], include_in_schema=False)
 
 
 async def run_worker(settings: Settings) -> None:
