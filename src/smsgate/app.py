@@ -106,7 +106,8 @@ def build_runtime(settings: Settings, database: Database, *, with_dispatcher: bo
     )
     dispatcher = pushes = None
     if with_dispatcher:
-        pushes = _push_worker(settings, database, clock)
+        push_queue = SqlPushQueue(database.engine)
+        pushes = _push_worker(settings, push_queue, clock)
         outcomes = database.outcomes
         simulator = SimulatorCarrier(
             _simulator_config(settings), awaiting=outcomes.awaiting_reports
@@ -123,15 +124,18 @@ def build_runtime(settings: Settings, database: Database, *, with_dispatcher: bo
                 single_node=database.engine.dialect.name == "sqlite",
             ),
             replies=_reply_intake(database.inbound, pushes),
-            housekeeping=[_report_timeout(outcomes, settings)],
+            housekeeping=[
+                _report_timeout(outcomes, settings),
+                _give_up_held_replies(push_queue, settings),
+            ],
         )
     health = DatabaseHealth(settings.snapshot_refresh_seconds)
     return Runtime(database, snapshot, writer, dispatcher, frequency, pushes=pushes, health=health)
 
 
-def _push_worker(settings: Settings, database: Database, clock: SystemClock) -> PushWorker:
+def _push_worker(settings: Settings, queue: SqlPushQueue, clock: SystemClock) -> PushWorker:
     return PushWorker(
-        SqlPushQueue(database.engine),
+        queue,
         HttpPusher(settings.push_timeout_seconds, settings.push_concurrency),
         clock,
         PushSettings(
@@ -143,7 +147,7 @@ def _push_worker(settings: Settings, database: Database, clock: SystemClock) -> 
             claim_lease=timedelta(
                 seconds=max(settings.claim_lease_seconds, 2 * settings.push_timeout_seconds)
             ),
-            single_node=database.engine.dialect.name == "sqlite",
+            single_node=queue.engine.dialect.name == "sqlite",
             stop_grace_seconds=settings.push_timeout_seconds,
         ),
     )
@@ -161,6 +165,19 @@ def _report_timeout(outcomes: SqlOutcomes, settings: Settings) -> Callable[[date
         if moved:
             log.warning("%d message(s) got no delivery report in time: now `unknown`", moved)
         return moved
+
+    return run
+
+
+def _give_up_held_replies(queue: SqlPushQueue, settings: Settings) -> Callable[[datetime], int]:
+    """The dispatcher's chore: a reply held for a disabled or expired account is pushed if
+    the account is active again within the retry window (the push schedule's last retry);
+    after that it fails, stays listed, and can be re-pushed by hand."""
+    offsets = settings.push_schedule.retry_offsets
+    window = offsets[-1] if offsets else timedelta(0)
+
+    def run(now: datetime) -> int:
+        return queue.give_up_held(now - window, now)
 
     return run
 

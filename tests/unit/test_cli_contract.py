@@ -47,6 +47,7 @@ CONTRACT: dict[str, set[str]] = {
     "mo list": {"--account", "--state", "--unmatched"},
     "mo show": set(),
     "mo repush": set(),
+    "mo assign": set(),
     "simulate reply": {"--to"},
     "send": {
         "--server", "-u", "--user", "-p", "--password", "-k", "--api-key", "-g", "--product",
