@@ -44,11 +44,11 @@ from smsgate.services.push import PushSettings, PushWorker
 from smsgate.services.query import QueryService
 from smsgate.services.snapshot import SnapshotHolder
 from smsgate.settings import Settings, handed_over
-from smsgate.store.outcomes import SqlOutcomes
 from smsgate.store.push_queue import SqlPushQueue
 from smsgate.store.writer import GroupCommitWriter
 
 log = logging.getLogger("smsgate")
+REPORT_TIMEOUT_OPTION = "report_timeout_hours"  # a carrier's own, overriding the setting
 
 
 @dataclass
@@ -162,7 +162,7 @@ def build_runtime(settings: Settings, database: Database, *, with_dispatcher: bo
             rules=registry.rules,
             routes=_routes(snapshot),
             housekeeping=[
-                _report_timeout(outcomes, settings),
+                _report_timeout(database, settings),
                 _give_up_held_replies(push_queue, settings),
             ],
         )
@@ -209,15 +209,21 @@ def _push_worker(settings: Settings, queue: SqlPushQueue, clock: SystemClock) ->
     )
 
 
-def _report_timeout(outcomes: SqlOutcomes, settings: Settings) -> Callable[[datetime], int]:
+def _report_timeout(database: Database, settings: Settings) -> Callable[[datetime], int]:
     """The dispatcher's chore: messages without a final report in time become `unknown`.
 
-    One timeout for every carrier for now; ``time_out_reports`` takes per-carrier cutoffs.
+    The timeout is `report_timeout_hours`, or a carrier's own option of that name where
+    its configuration has one (read each pass: carriers change while the server runs).
     """
-    timeout = timedelta(hours=settings.report_timeout_hours)
+    default = timedelta(hours=settings.report_timeout_hours)
 
     def run(now: datetime) -> int:
-        moved = outcomes.time_out_reports({}, now - timeout, now)
+        cutoffs = {
+            c.name: now - timedelta(hours=float(c.options[REPORT_TIMEOUT_OPTION]))
+            for c in database.carriers.carriers()
+            if REPORT_TIMEOUT_OPTION in c.options
+        }
+        moved = database.outcomes.time_out_reports(cutoffs, now - default, now)
         if moved:
             log.warning("%d message(s) got no delivery report in time: now `unknown`", moved)
         return moved
