@@ -28,7 +28,10 @@ CONTRACT: dict[str, set[str]] = {
     "account topup": set(),
     "account show": set(),
     "account list": set(),
-    "account set": {"--mo-url", "--expires", "--disable", "--enable", "--ext-code"},
+    "account set": {
+        "--mo-url", "--expires", "--disable", "--enable", "--ext-code", "--provider-codes",
+        "--all-codes", "--unknown-g-default", "--unknown-g-refused",
+    },
     "account allow-ip": set(),
     "account apikey": set(),
     "account products": set(),

@@ -130,6 +130,23 @@ def account_set(
         str | None, typer.Option(help="Extended code (sub-port) for replies ('' clears).")
     ] = None,
     password: Annotated[str | None, typer.Option(help="A new login password.")] = None,
+    provider_codes: Annotated[
+        bool | None,
+        typer.Option(
+            "--provider-codes/--all-codes",
+            help="Answer only SMSBao's documented codes (each of ours as its nearest one, "
+            "protocol.md), for a client that fails on others.",
+            show_default=False,
+        ),
+    ] = None,
+    unknown_g_default: Annotated[
+        bool | None,
+        typer.Option(
+            "--unknown-g-default/--unknown-g-refused",
+            help="Send an unknown product id g to the default product instead of 55.",
+            show_default=False,
+        ),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Change an account's settings."""
@@ -145,6 +162,8 @@ def account_set(
             enabled=True if enable else False if disable else None,
             ext_code=ext_code,
             password=password,
+            provider_codes=provider_codes,
+            unknown_g_default=unknown_g_default,
         )
     out.print(f"updated {name}")
 
@@ -226,6 +245,8 @@ def _describe(info: AccountInfo) -> list[tuple[str, str]]:
         ("signatures", ", ".join(f"【{s}】" for s in sorted(a.signatures)) or "-"),
         ("products", ", ".join(sorted(a.products)) or "public products only"),
         ("api_keys", ", ".join(f"{h}…" for h in info.key_hints) or "-"),
+        ("codes", "provider's documented only" if a.provider_codes else "all smsgate codes"),
+        ("unknown_g", "default product" if a.unknown_g_default else "refused (55)"),
         ("created", _when(info.created_at)),
     ]
 
