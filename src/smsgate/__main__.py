@@ -1,3 +1,3 @@
-from smsgate.cli.main import main
+from smsgate.cli.entry import main
 
 main()

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -49,6 +49,7 @@ from smsgate.store.push_queue import SqlPushQueue
 from smsgate.store.writer import GroupCommitWriter
 
 log = logging.getLogger("smsgate")
+REPORT_TIMEOUT_OPTION = "report_timeout_hours"  # a carrier's own, overriding the setting
 
 
 @dataclass
@@ -142,8 +143,13 @@ def build_runtime(settings: Settings, database: Database, *, with_dispatcher: bo
     if with_dispatcher:
         # Template-based upstreams (aliyun, tencent) read the template mapping from here.
         upstream.set_template_source(lambda: snapshot.current.upstream_templates)
-        pushes = _push_worker(settings, database, clock)
-        registry = CarrierRegistry({SIMULATOR: SimulatorCarrier(_simulator_config(settings))})
+        push_queue = SqlPushQueue(database.engine)
+        pushes = _push_worker(settings, push_queue, clock)
+        outcomes = database.outcomes
+        simulator = SimulatorCarrier(
+            _simulator_config(settings), awaiting=outcomes.awaiting_reports
+        )
+        registry = CarrierRegistry({SIMULATOR: simulator})
         dispatcher = Dispatcher(
             database.messages,
             registry.carriers,
@@ -158,6 +164,10 @@ def build_runtime(settings: Settings, database: Database, *, with_dispatcher: bo
             replies=_reply_intake(database.inbound, pushes),
             rules=registry.rules,
             routes=_routes(snapshot),
+            housekeeping=[
+                _report_timeout(database, settings),
+                _give_up_held_replies(push_queue, settings),
+            ],
         )
     health = DatabaseHealth(settings.snapshot_refresh_seconds)
     return Runtime(
@@ -182,9 +192,9 @@ def _routes(snapshot: SnapshotHolder) -> Callable[[str], tuple[str, ...]]:
     return route
 
 
-def _push_worker(settings: Settings, database: Database, clock: SystemClock) -> PushWorker:
+def _push_worker(settings: Settings, queue: SqlPushQueue, clock: SystemClock) -> PushWorker:
     return PushWorker(
-        SqlPushQueue(database.engine),
+        queue,
         HttpPusher(settings.push_timeout_seconds, settings.push_concurrency),
         clock,
         PushSettings(
@@ -196,10 +206,45 @@ def _push_worker(settings: Settings, database: Database, clock: SystemClock) -> 
             claim_lease=timedelta(
                 seconds=max(settings.claim_lease_seconds, 2 * settings.push_timeout_seconds)
             ),
-            single_node=database.engine.dialect.name == "sqlite",
+            single_node=queue.engine.dialect.name == "sqlite",
             stop_grace_seconds=settings.push_timeout_seconds,
         ),
     )
+
+
+def _report_timeout(database: Database, settings: Settings) -> Callable[[datetime], int]:
+    """The dispatcher's chore: messages without a final report in time become `unknown`.
+
+    The timeout is `report_timeout_hours`, or a carrier's own option of that name where
+    its configuration has one (read each pass: carriers change while the server runs).
+    """
+    default = timedelta(hours=settings.report_timeout_hours)
+
+    def run(now: datetime) -> int:
+        cutoffs = {
+            c.name: now - timedelta(hours=float(c.options[REPORT_TIMEOUT_OPTION]))
+            for c in database.carriers.carriers()
+            if REPORT_TIMEOUT_OPTION in c.options
+        }
+        moved = database.outcomes.time_out_reports(cutoffs, now - default, now)
+        if moved:
+            log.warning("%d message(s) got no delivery report in time: now `unknown`", moved)
+        return moved
+
+    return run
+
+
+def _give_up_held_replies(queue: SqlPushQueue, settings: Settings) -> Callable[[datetime], int]:
+    """The dispatcher's chore: a reply held for a disabled or expired account is pushed if
+    the account is active again within the retry window (the push schedule's last retry);
+    after that it fails, stays listed, and can be re-pushed by hand."""
+    offsets = settings.push_schedule.retry_offsets
+    window = offsets[-1] if offsets else timedelta(0)
+
+    def run(now: datetime) -> int:
+        return queue.give_up_held(now - window, now)
+
+    return run
 
 
 def _reply_intake(
@@ -260,16 +305,41 @@ def create_app(
         summary="SMSBao-compatible SMS gateway: JSON API",
         description="The SMSBao wire endpoints (/sms, /wsms, /voice, /query) answer bare "
         "codes as text/plain and are documented in the README; this is the JSON API.",
-        docs_url="/docs",
+        docs_url=None,  # served below, with Swagger UI's assets from the package (offline)
         redoc_url=None,
         openapi_url="/v1/openapi.json",
         lifespan=lifespan,
     )
     v1.install(app, deps, gw.store, gw.messages)
     v1_replies.install(app, deps, gw.inbound, runtime.wake_pushes, simulator=settings.simulator_api)
+    _install_docs(app)
     app.add_route("/healthz", _healthz(runtime.health), methods=["GET"], include_in_schema=False)
     app.add_route("/", _home, methods=["GET"], include_in_schema=False)
     return smsbao.SmsbaoFront(deps, app)
+
+
+DOCS_ASSETS = "/docs/assets"
+
+
+def _install_docs(app: FastAPI) -> None:
+    """`/docs`: Swagger UI from the `swagger-ui-bundle-v2` package, so that the page works
+    without internet (FastAPI's default loads it from a CDN). FastAPI's documented recipe
+    for self-hosting: its own page, with the asset URLs pointed at a static mount."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from starlette.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    async def docs(_request: Request) -> Response:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/v1/openapi.json",
+            title=f"{app.title} - JSON API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        )
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
+    app.add_route("/docs", docs, methods=["GET"], include_in_schema=False)
 
 
 async def run_worker(settings: Settings) -> None:

@@ -23,6 +23,7 @@ from smsgate.store.carriers import SqlCarrierStore
 from smsgate.store.db import create_engine, migrate, pending_migrations
 from smsgate.store.inbound import SqlInboundStore
 from smsgate.store.messages import SqlMessageStore
+from smsgate.store.outcomes import SqlOutcomes
 from smsgate.store.policy import SqlPolicyStore
 
 
@@ -41,6 +42,7 @@ class Database:
     inbound: InboundService
     carriers: SqlCarrierStore
     carrier_admin: CarrierAdmin
+    outcomes: SqlOutcomes
 
     @classmethod
     def open(cls, settings: Settings, *, migrate_schema: bool = True) -> Database:
@@ -63,6 +65,7 @@ class Database:
             InboundService(replies, clock, settings.service_number),
             carriers,
             CarrierAdmin(carriers, KindCatalog(), clock, builtin=(SIMULATOR,)),
+            SqlOutcomes(engine),
         )
 
     def close(self) -> None:

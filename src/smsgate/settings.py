@@ -101,6 +101,12 @@ class Settings(BaseSettings):
     message_validity_hours: float = Field(
         24.0, gt=0, description="Messages not submitted within this are expired and refunded."
     )
+    report_timeout_hours: float = Field(
+        72.0,
+        gt=0,
+        description="A submitted message with no final delivery report this long after "
+        "submission becomes `unknown` (settle it with `smsgate messages settle`).",
+    )
     claim_lease_seconds: float = Field(
         120.0, gt=0, description="A claim older than this belongs to a dead worker (cluster)."
     )

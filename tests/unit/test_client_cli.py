@@ -251,6 +251,42 @@ def test_an_unknown_batch_is_not_resent_without_retry_unknown(
     assert len(fake.requests) == 4
 
 
+def test_retried_unknowns_refused_by_the_cap_are_recorded_as_such_not_failed(
+    fake: FakeSmsbao, csv_file: Path
+) -> None:
+    fake.script = ["0", DROP]
+    send_file(fake, csv_file)  # 99 accepted, 99 unknown, 52 never tried
+    fake.script = ["53", "0"]  # the unknown batch had gone out: the server says 53
+    code, output = send_file(fake, csv_file, "--retry-unknown")
+    assert code == 0, output
+    assert fake.requests[-2].params["m"].split(",") == NUMBERS[99:198]  # retried on their own
+    assert fake.requests[-1].params["m"].split(",") == NUMBERS[198:]
+    assert "batch 1/2 (99 numbers): refused by the cap (53)" in output
+    assert "Done: 52 accepted, 0 failed, 0 unknown, 0 not tried." in output
+    assert "99 number(s) re-sent after an unknown outcome were refused by the frequency" in output
+    progress = Journal(journal_path(csv_file), message_key(TEXT)).load()
+    assert sorted(progress.capped) == NUMBERS[99:198]
+
+    sent = len(fake.requests)
+    code, output = send_file(fake, csv_file, "--retry-unknown")  # later runs leave them alone
+    assert code == 0, output
+    assert len(fake.requests) == sent
+    assert "151 already accepted, 0 unknown, 0 to send, 99 refused by the cap earlier" in output
+
+
+def test_a_fresh_numbers_53_is_still_a_failure(fake: FakeSmsbao, csv_file: Path) -> None:
+    fake.script = ["53"]
+    code, output = send_file(fake, csv_file, "--retry-unknown")
+    assert code == 1
+    assert "Done: 151 accepted, 99 failed, 0 unknown, 0 not tried." in output
+    assert Journal(journal_path(csv_file), message_key(TEXT)).load().capped == []
+
+
+def test_help_says_what_retry_unknown_does_with_53() -> None:
+    result = CliRunner().invoke(app(), ["send", "--help"], env={"COLUMNS": "200"})
+    assert "recorded as refused by the cap, not failed" in " ".join(result.output.split())
+
+
 def test_journal_records_are_fsynced_lines_keyed_by_the_message(
     fake: FakeSmsbao, csv_file: Path
 ) -> None:

@@ -20,6 +20,7 @@ from smsgate import errors
 from smsgate.api.absolute_form import origin_form
 from smsgate.api.params import client_ip, decode_content, read_params
 from smsgate.core.accounts import Account, IPNetwork
+from smsgate.core.compat import provider_code
 from smsgate.core.messages import Kind
 from smsgate.services.accept import AcceptService, SendRequest
 from smsgate.services.auth import Authenticator
@@ -54,10 +55,20 @@ def require(params: dict[str, str], *names: str) -> None:
 Handler = Callable[[SmsbaoDeps, str, dict[str, str]], Awaitable[str]]
 
 
+def answered_for(account: Account, rejected: errors.Rejected) -> errors.Rejected:
+    """A refusal as this account's client is answered (its provider-codes setting)."""
+    if not account.provider_codes:
+        return rejected
+    return errors.Rejected(provider_code(rejected.code), rejected.detail)
+
+
 async def query(deps: SmsbaoDeps, ip: str, params: dict[str, str]) -> str:
     require(params, "u", "p")
     account = await authenticate(deps, ip, params)
-    balance = await anyio.to_thread.run_sync(deps.query.balance, account)
+    try:
+        balance = await anyio.to_thread.run_sync(deps.query.balance, account)
+    except errors.Rejected as rejected:
+        raise answered_for(account, rejected) from None
     return f"0\n{balance.sent},{balance.remaining}"
 
 
@@ -72,7 +83,10 @@ def sender(kind: Kind) -> Handler:
             content=decode_content(params["c"]),
             client_ip=ip,
         )
-        await deps.accept.accept(account, send_request)
+        try:
+            await deps.accept.accept(account, send_request)
+        except errors.Rejected as rejected:
+            raise answered_for(account, rejected) from None
         return "0"
 
     return send

@@ -10,6 +10,9 @@ Outcomes are scriptable by the last digits of the number (settings):
 - ``failure_ratio``: that share of the rest is reported `undelivered` at random.
 
 What it delivered stays readable in the message table (`smsgate messages`, /v1).
+Pending reports live in memory; after a restart they are re-derived from the messages
+still waiting for one (``awaiting``, a callable the composition root wires to the store),
+so a crash leaves nothing `submitted` for good.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import asyncio
 import contextlib
 import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -40,9 +43,15 @@ class SimulatorConfig:
     seed: int | None = None
 
 
+Awaiting = Callable[[str], Sequence[tuple[str, str]]]  # carrier -> (reference, phone)...
+
+
 class SimulatorCarrier:
-    def __init__(self, config: SimulatorConfig, name: str = "simulator") -> None:
+    def __init__(
+        self, config: SimulatorConfig, name: str = "simulator", awaiting: Awaiting | None = None
+    ) -> None:
         self.name = name
+        self._awaiting = awaiting
         self._config = config
         self._random = random.Random(config.seed)
         self._sink: DeliverySink | None = None
@@ -53,6 +62,15 @@ class SimulatorCarrier:
 
     async def start(self, sink: DeliverySink) -> None:
         self._sink = sink
+        if self._awaiting is not None:
+            held = await asyncio.to_thread(self._awaiting, self.name)
+            self._schedule(
+                [
+                    (ref, *self._outcome(phone))
+                    for ref, phone in held
+                    if not _ends(phone, self._config.stall_suffix)
+                ]
+            )
 
     async def stop(self) -> None:
         for task in list(self._pending):
@@ -79,11 +97,14 @@ class SimulatorCarrier:
         reports: list[tuple[str, MessageState, str | None]] = []
         results = [self._submit_one(message, reports) for message in batch]
         self._submitted += sum(1 for r in results if r.accepted)
+        self._schedule(reports)
+        return results
+
+    def _schedule(self, reports: list[tuple[str, MessageState, str | None]]) -> None:
         if reports:  # one timer for the batch, not a task per message
             task = asyncio.create_task(self._report_later(reports))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
-        return results
 
     def _submit_one(
         self, message: Outgoing, reports: list[tuple[str, MessageState, str | None]]
@@ -97,11 +118,11 @@ class SimulatorCarrier:
         self._throttled.discard(message.id)
         ref = uuid.uuid4().hex
         if not _ends(message.phone, c.stall_suffix):
-            reports.append((ref, *self._outcome(message)))
+            reports.append((ref, *self._outcome(message.phone)))
         return SubmitResult(message.id, carrier_ref=ref)
 
-    def _outcome(self, message: Outgoing) -> tuple[MessageState, str | None]:
-        if _ends(message.phone, self._config.fail_suffix):
+    def _outcome(self, phone: str) -> tuple[MessageState, str | None]:
+        if _ends(phone, self._config.fail_suffix):
             return MessageState.UNDELIVERED, "simulator: fail_suffix"
         if self._config.failure_ratio and self._random.random() < self._config.failure_ratio:
             return MessageState.UNDELIVERED, "simulator: random failure"

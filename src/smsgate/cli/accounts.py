@@ -26,6 +26,7 @@ from smsgate.cli.values import (
     whole_number,
 )
 from smsgate.core.accounts import AccountInfo
+from smsgate.settings import Settings
 
 group = typer.Typer(help="Create, inspect and configure customer accounts.", no_args_is_help=True)
 
@@ -85,7 +86,9 @@ def account_show(name: Name, data_dir: DataDir = None) -> None:
     """Everything about one account."""
     with open_database(data_dir) as db:
         info = db.admin.show(name)
-    for label, value in _describe(info):
+        own = db.policy.account_limits().get(info.account.id, {})
+        settings = db.settings
+    for label, value in [*_describe(info), *_caps(own, settings)]:
         out.print(f"{label:<11} {value}", markup=False)
 
 
@@ -127,6 +130,23 @@ def account_set(
         str | None, typer.Option(help="Extended code (sub-port) for replies ('' clears).")
     ] = None,
     password: Annotated[str | None, typer.Option(help="A new login password.")] = None,
+    provider_codes: Annotated[
+        bool | None,
+        typer.Option(
+            "--provider-codes/--all-codes",
+            help="Answer only SMSBao's documented codes (each of ours as its nearest one, "
+            "protocol.md), for a client that fails on others.",
+            show_default=False,
+        ),
+    ] = None,
+    unknown_g_default: Annotated[
+        bool | None,
+        typer.Option(
+            "--unknown-g-default/--unknown-g-refused",
+            help="Send an unknown product id g to the default product instead of 55.",
+            show_default=False,
+        ),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Change an account's settings."""
@@ -142,6 +162,8 @@ def account_set(
             enabled=True if enable else False if disable else None,
             ext_code=ext_code,
             password=password,
+            provider_codes=provider_codes,
+            unknown_g_default=unknown_g_default,
         )
     out.print(f"updated {name}")
 
@@ -223,7 +245,38 @@ def _describe(info: AccountInfo) -> list[tuple[str, str]]:
         ("signatures", ", ".join(f"【{s}】" for s in sorted(a.signatures)) or "-"),
         ("products", ", ".join(sorted(a.products)) or "public products only"),
         ("api_keys", ", ".join(f"{h}…" for h in info.key_hints) or "-"),
+        ("codes", "provider's documented only" if a.provider_codes else "all smsgate codes"),
+        ("unknown_g", "default product" if a.unknown_g_default else "refused (55)"),
         ("created", _when(info.created_at)),
+    ]
+
+
+def _caps(own: dict[str, int | None], settings: Settings) -> list[tuple[str, str]]:
+    """The frequency caps that hold for the account: its own, else the defaults."""
+
+    def cap(name: str, default: int | None, unit: str) -> str:
+        value, source = own.get(name), "account"
+        if value is None:
+            value, source = default, "default"
+        shown = "no cap" if value is None else f"{value}/{unit}"
+        return f"{shown} ({source})"
+
+    same = settings.freq_same_content_seconds
+    return [
+        (
+            "caps",
+            "per number: "
+            + ", ".join(
+                (
+                    cap("freq_per_minute", settings.freq_per_minute, "minute"),
+                    cap("freq_per_hour", settings.freq_per_hour, "hour"),
+                    cap("freq_per_day", settings.freq_per_day, "day"),
+                )
+            ),
+        ),
+        ("", "same text to one number: " + (f"once per {same:g} s" if same else "no limit")),
+        ("", "account: " + cap("daily_cap", settings.daily_account_cap, "day")),
+        ("", "(a product's own caps may be lower: `smsgate product list`)"),
     ]
 
 

@@ -15,10 +15,11 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from smsgate.cli.lite import describe
 from smsgate.client import DEFAULT_BASE_URL, Client
 from smsgate.client.bulk import Batch, BatchResult, only_this_batch, plan_batches, unique
-from smsgate.client.exceptions import ApiError, ClientError, SendOutcomeUnknown
-from smsgate.client.journal import Journal, journal_path, message_key
+from smsgate.client.exceptions import ApiError, ClientError
+from smsgate.client.journal import CAPPED, Journal, journal_path, message_key, outcome
 from smsgate.client.phonefile import read_phones
 
 Server = Annotated[
@@ -73,7 +74,13 @@ def send(
     ] = False,
     retry_unknown: Annotated[
         bool,
-        typer.Option("--retry-unknown", help="With --file: re-send where the outcome is unknown."),
+        typer.Option(
+            "--retry-unknown",
+            help="With --file: re-send where the outcome is unknown. Numbers the server then "
+            "refuses with 53 (same text to the same number within the window: the first "
+            "attempt went out) are recorded as refused by the cap, not failed, and are not "
+            "tried again.",
+        ),
     ] = False,
     timeout: Timeout = 15.0,
 ) -> None:
@@ -141,15 +148,6 @@ def _fail(line: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def describe(exc: ClientError) -> str:
-    """``Error 41: Insufficient balance (余额不足)`` and the like."""
-    if isinstance(exc, SendOutcomeUnknown):
-        return f"Outcome unknown: {exc}"
-    if isinstance(exc, ApiError) and exc.code:
-        return f"Error {exc}"
-    return f"Error: {exc}"
-
-
 # ---- smsgate send --file -----------------------------------------------------------------
 
 
@@ -166,28 +164,42 @@ def _send_file(
     if restart:
         journal.restart()
     plan = journal.load().resume(read_phones(path), retry_unknown=retry_unknown)
+    capped = f", {len(plan.capped)} refused by the cap earlier" if plan.capped else ""
     typer.echo(
-        f"{len(plan.accepted + plan.unknown + plan.pending)} number(s) in {path.name}: "
-        f"{len(plan.accepted)} already accepted, {len(plan.unknown)} unknown, "
-        f"{len(plan.pending)} to send"
+        f"{len(plan.accepted + plan.unknown + plan.pending + plan.capped)} number(s) in "
+        f"{path.name}: {len(plan.accepted)} already accepted, {len(plan.unknown)} unknown, "
+        f"{len(plan.pending)} to send{capped}"
     )
-    results = _send_batches(client, journal, plan_batches(plan.pending), content, product)
+    # Re-sent unknowns go in batches of their own: a `53` for one of those says the first
+    # attempt went out, and must not be confused with a fresh number's refusal.
+    retried = plan_batches(plan.retried) if plan.retried else []
+    fresh = [p for p in plan.pending if p not in set(plan.retried)]
+    batches = [*retried, *(Batch(len(retried) + b.index, b.phones) for b in plan_batches(fresh))]
+    results = _send_batches(client, journal, batches, len(retried), content, product)
     return _summary(results, len(plan.pending), len(plan.unknown))
 
 
 def _send_batches(
-    client: Client, journal: Journal, batches: list[Batch], content: str, product: str | None
-) -> list[BatchResult]:
-    results: list[BatchResult] = []
+    client: Client,
+    journal: Journal,
+    batches: list[Batch],
+    retried: int,
+    content: str,
+    product: str | None,
+) -> list[tuple[BatchResult, bool]]:
+    """Send each batch; each result with whether the cap refused it. The first ``retried``
+    batches re-send numbers of unknown outcome."""
+    results: list[tuple[BatchResult, bool]] = []
     columns = (TextColumn("sending"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=Console()) as bar:
         task = bar.add_task("batches", total=len(batches))
         for batch in batches:
             journal.sending(batch)
             result = client.send_batch(batch, content, product)
-            journal.record(result)
-            results.append(result)
-            _say(bar.console, _batch_line(result, len(batches)))
+            capped = outcome(result, retried=batch.index < retried) == CAPPED
+            journal.record(result, retried=batch.index < retried)
+            results.append((result, capped))
+            _say(bar.console, _batch_line(result, len(batches), capped))
             bar.advance(task)
             if result.error is not None and not only_this_batch(result.error):
                 _say(bar.console, _stop_line(result.error))
@@ -206,21 +218,32 @@ def _stop_line(error: ClientError) -> str:
     return "Stopping: the server is not answering properly."
 
 
-def _batch_line(result: BatchResult, total: int) -> str:
+def _batch_line(result: BatchResult, total: int, capped: bool = False) -> str:
     head = f"batch {result.index + 1}/{total} ({len(result.phones)} numbers):"
-    return f"{head} accepted" if result.error is None else f"{head} {describe(result.error)}"
+    if result.error is None:
+        return f"{head} accepted"
+    if capped:
+        return f"{head} refused by the cap (53): the earlier attempt went out; not tried again"
+    return f"{head} {describe(result.error)}"
 
 
-def _summary(results: list[BatchResult], pending: int, skipped_unknown: int) -> int:
-    accepted = sum(len(r.phones) for r in results if r.ok)
-    unknown = sum(len(r.phones) for r in results if r.outcome_unknown) + skipped_unknown
-    failed = sum(len(r.phones) for r in results if r.error and not r.outcome_unknown)
-    not_tried = pending - sum(len(r.phones) for r in results)
+def _summary(results: list[tuple[BatchResult, bool]], pending: int, skipped_unknown: int) -> int:
+    """The closing lines and the exit code; ``results`` pairs each batch with "capped"."""
+    accepted = sum(len(r.phones) for r, _ in results if r.ok)
+    capped = sum(len(r.phones) for r, cap in results if cap)
+    unknown = sum(len(r.phones) for r, _ in results if r.outcome_unknown) + skipped_unknown
+    failed = sum(len(r.phones) for r, cap in results if r.error and not r.outcome_unknown) - capped
+    not_tried = pending - sum(len(r.phones) for r, _ in results)
     typer.echo(
         f"Done: {accepted} accepted, {failed} failed, {unknown} unknown, {not_tried} not tried."
     )
+    if capped:
+        typer.echo(
+            f"{capped} number(s) re-sent after an unknown outcome were refused by the frequency "
+            "cap (53): the earlier attempt went out. Recorded as such, not tried again."
+        )
     if unknown:
         typer.echo(_UNKNOWN_HINT.format(n=unknown))
     if failed or not_tried:
         typer.echo("Fix the cause and run the same command again: accepted numbers are skipped.")
-    return 0 if accepted == pending and not unknown else 1
+    return 0 if accepted + capped == pending and not unknown else 1

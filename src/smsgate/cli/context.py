@@ -59,16 +59,40 @@ def build_settings(data_dir: Path | None = None, **flags: Any) -> Settings:
 
 @contextmanager
 def open_database(
-    data_dir: Path | None = None, *, settings: Settings | None = None
+    data_dir: Path | None = None, *, settings: Settings | None = None, read_only: bool = False
 ) -> Iterator[Database]:
-    """The configured database (migrated if fresh), closed when the command is done."""
+    """The configured database (migrated if fresh), closed when the command is done.
+
+    ``read_only``: a command that only reads never creates a database; it says which one
+    it opened (on stderr), or that there is none where it looked.
+    """
+    from smsgate import errors
+    from smsgate.cli.output import err
     from smsgate.database import Database
 
-    database = Database.open(settings or build_settings(data_dir))
+    settings = settings or build_settings(data_dir)
+    if read_only:
+        where = describe_database(settings)
+        if settings.database_url is None and not (settings.data_dir / "smsgate.db").exists():
+            raise errors.InvalidInput(
+                f"no database at {where} (give --data-dir or SMSGATE_DATA_DIR, or start one "
+                "with `smsgate serve`)"
+            )
+        err.print(f"database: {where}", markup=False)
+    database = Database.open(settings)
     try:
         yield database
     finally:
         database.close()
+
+
+def describe_database(settings: Settings) -> str:
+    """Which database the settings name: the SQLite file, or the URL without its password."""
+    if settings.database_url is None:
+        return str((settings.data_dir / "smsgate.db").resolve())
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.database_url).render_as_string(hide_password=True)
 
 
 def _root_options() -> RootOptions:

@@ -83,7 +83,9 @@ def build() -> typer.Typer:
     except ImportError as missing:
         if (missing.name or "").startswith("smsgate"):
             raise  # our own bug, not a missing extra
-        app.info.epilog = (
+        from rich.markup import escape  # the epilog is rich markup: keep "[server]"
+
+        app.info.epilog = escape(
             f"Server commands are not installed ({missing.name} is missing): "
             "pip install 'smsgate[server]'"
         )

@@ -30,9 +30,12 @@ def print_table(
     rows: Iterable[Sequence[str]],
     *,
     empty: str | None = None,
-    markup: bool = True,
+    markup: bool = False,
 ) -> None:
-    """A table of ``rows`` under ``columns``; the line ``empty`` instead when there are none."""
+    """A table of ``rows`` under ``columns``; the line ``empty`` instead when there are none.
+
+    Cells are data (content, names, URLs): no markup, so ``[...]`` is printed as is.
+    """
     table = Table(*columns)
     for row in rows:
         table.add_row(*row)

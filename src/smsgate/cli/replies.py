@@ -96,6 +96,19 @@ def mo_repush(reply_id: ReplyId, data_dir: DataDir = None) -> None:
     say(f"reply {r.id} will be pushed to {r.account} again")
 
 
+@mo_group.command("assign")
+def mo_assign(
+    reply_id: ReplyId,
+    account: Annotated[str, typer.Argument(metavar="ACCOUNT", help="The reply's owner.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Give an unmatched reply an owner: it is pushed to that account's URL, once."""
+    with open_database(data_dir) as db:
+        account_id = db.admin.show(account).account.id
+        r = db.inbound.assign(reply_id, account_id)
+    say(f"reply {r.id} now belongs to {r.account}; its push is queued")
+
+
 @simulate_group.command("reply")
 def simulate_reply(
     phone: Annotated[str, typer.Argument(help="The number replying, e.g. 13800138000.")],

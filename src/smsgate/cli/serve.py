@@ -42,8 +42,10 @@ def register(app: typer.Typer) -> None:
 
 
 def serve(
-    host: Annotated[str | None, typer.Option(help="Listen address [default: 127.0.0.1].")] = None,
-    port: Annotated[int | None, typer.Option(help="Listen port [default: 8080].")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Listen address.", show_default="127.0.0.1")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port.", show_default="8080")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Server processes (use Redis for >1).")] = 1,
     demo: Annotated[
         bool, typer.Option("--demo", help="Ensure a `demo` account and print its credentials.")
@@ -54,7 +56,11 @@ def serve(
     data_dir: DataDir = None,
 ) -> None:
     settings = build_settings(
-        data_dir, host=host, port=port, run_worker=False if no_worker else None
+        data_dir,
+        host=host,
+        port=port,
+        run_worker=False if no_worker else None,
+        **(_demo_policy() if demo else {}),
     )
     if workers > 1 and settings.database_url is None and settings.run_worker:
         raise errors.InvalidInput(
@@ -62,8 +68,8 @@ def serve(
             "`smsgate worker`, or PostgreSQL (SMSGATE_DATABASE_URL) to scale out"
         )
     with open_database(settings=settings) as db:  # migrates a fresh database before serving
-        demo_lines = _ensure_demo(db) if demo else []
-    _banner(settings, demo_lines)
+        demo_lines, api_key = _ensure_demo(db) if demo else ([], "")
+    _banner(settings, demo_lines, api_key)
     _run_server(settings, workers)
 
 
@@ -151,8 +157,36 @@ def config_sample() -> None:
     out.print(sample_toml(), end="", markup=False)
 
 
-def _ensure_demo(db: Database) -> list[str]:
-    """A demo account with a fresh password each start, so the printed one always works."""
+def _demo_policy() -> dict[str, Any]:
+    """What `--demo` relaxes so a newcomer's first tries do not meet the production caps:
+    balance queries at any rate (unless SMSGATE_QUERY_INTERVAL_SECONDS says otherwise)."""
+    if "SMSGATE_QUERY_INTERVAL_SECONDS" in os.environ:
+        return {}
+    return {"query_interval_seconds": 0.0}
+
+
+def _demo_policy_lines(settings: Settings) -> list[str]:
+    caps = ", ".join(
+        f"{value}/{unit}"
+        for value, unit in (
+            (settings.freq_per_minute, "minute"),
+            (settings.freq_per_hour, "hour"),
+            (settings.freq_per_day, "day"),
+        )
+        if value is not None
+    )
+    query = settings.query_interval_seconds
+    return [
+        "Demo policy (development only):",
+        "  /query    " + (f"once per {query:g} s" if query else "any time (44 never answered)"),
+        f"  caps      per number {caps or 'none'}; the same text to a number once per "
+        f"{settings.freq_same_content_seconds or 0:g} s: try a new number or text each time",
+    ]
+
+
+def _ensure_demo(db: Database) -> tuple[list[str], str]:
+    """A demo account with a fresh password each start, so the printed one always works:
+    the lines to print, and its ApiKey."""
     password = secrets.token_urlsafe(9)
     try:
         created = db.admin.create_account(DEMO_USER, password, DEMO_BALANCE)
@@ -168,10 +202,10 @@ def _ensure_demo(db: Database) -> list[str]:
         f"  password  {password}   (p = MD5: {password_md5(password)})",
         f"  ApiKey    {api_key}",
         f"  balance   {info.balance} units",
-    ]
+    ], api_key
 
 
-def _banner(settings: Settings, demo_lines: list[str]) -> None:
+def _banner(settings: Settings, demo_lines: list[str], api_key: str) -> None:
     shown_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     base = f"http://{shown_host}:{settings.port}"
     out.print(f"[bold]smsgate {__version__}[/bold] listening on {base}")
@@ -181,7 +215,9 @@ def _banner(settings: Settings, demo_lines: list[str]) -> None:
     for line in demo_lines:
         out.print(line, markup=False)
     if demo_lines:
-        out.print(f"  Try: curl '{base}/query?u={DEMO_USER}&p=<ApiKey>'", markup=False)
+        for line in _demo_policy_lines(settings):
+            out.print(line, markup=False)
+        out.print(f"  Try: curl '{base}/query?u={DEMO_USER}&p={api_key}'", markup=False)
 
 
 def _describe_db(settings: Settings) -> str:

@@ -3,6 +3,9 @@
 One JSON object per line, appended and fsynced: ``sending`` before a batch's request goes
 out, then ``accepted``, ``failed`` (nothing was sent) or ``unknown`` (timed out: it may have
 been accepted). A batch left at ``sending`` (the process died mid-request) counts as unknown.
+``capped``: an unknown batch sent again (``--retry-unknown``) that the server refused with
+`53` (the same content to the same number within the window): the first attempt most
+likely went out, so like ``accepted`` it is never sent again (``restart`` forgets it).
 Records carry a key, the hash of what is sent (endpoint, product, content), so the same file
 of numbers can take several different messages; a ``restart`` record forgets that key's past.
 """
@@ -18,9 +21,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from smsgate.client.bulk import Batch, BatchResult, unique
+from smsgate.client.exceptions import FrequencyLimit
 
 SUFFIX = ".smsgate-journal"
 SENDING, ACCEPTED, FAILED, UNKNOWN, RESTART = "sending", "accepted", "failed", "unknown", "restart"
+CAPPED = "capped"
+SETTLED = frozenset({ACCEPTED, CAPPED})  # nothing moves a number out of these
 
 
 def journal_path(numbers_file: Path) -> Path:
@@ -45,7 +51,7 @@ class Progress:
             self.states.clear()
             return
         for phone in phones:
-            if self.states.get(phone) != ACCEPTED:  # nothing un-sends a number
+            if self.states.get(phone) not in SETTLED:  # nothing un-sends a number
                 self.states[phone] = state
 
     def numbers(self, *states: str) -> list[str]:
@@ -56,31 +62,43 @@ class Progress:
         return self.numbers(ACCEPTED)
 
     @property
+    def capped(self) -> list[str]:
+        """Re-sent after an unknown outcome and refused by the frequency cap (53)."""
+        return self.numbers(CAPPED)
+
+    @property
     def unknown(self) -> list[str]:
         """Answered with a timeout, or never answered (the process died mid-request)."""
         return self.numbers(UNKNOWN, SENDING)
 
     def resume(self, phones: Iterable[str], *, retry_unknown: bool = False) -> Resume:
         """Sort the distinct ``phones`` into done, unknown and still to send."""
-        accepted, unknown = set(self.accepted), set(self.unknown)
+        accepted, unknown, capped = set(self.accepted), set(self.unknown), set(self.capped)
         plan = Resume([], [], [])
         for phone in unique(phones):
             if phone in accepted:
                 plan.accepted.append(phone)
+            elif phone in capped:
+                plan.capped.append(phone)
             elif phone in unknown and not retry_unknown:
                 plan.unknown.append(phone)
             else:
                 plan.pending.append(phone)
+                if phone in unknown:
+                    plan.retried.append(phone)
         return plan
 
 
 @dataclass(frozen=True)
 class Resume:
-    """A file's numbers: ``accepted`` and ``unknown`` are skipped, ``pending`` is sent."""
+    """A file's numbers: ``accepted``, ``capped`` and ``unknown`` are skipped, ``pending`` is
+    sent; ``retried`` are the pending ones whose earlier outcome was unknown."""
 
     accepted: list[str]
     unknown: list[str]
     pending: list[str]
+    capped: list[str] = field(default_factory=list)
+    retried: list[str] = field(default_factory=list)
 
 
 class Journal:
@@ -116,8 +134,9 @@ class Journal:
     def sending(self, batch: Batch) -> None:
         self._append({"state": SENDING, "batch": batch.index, "phones": list(batch.phones)})
 
-    def record(self, result: BatchResult) -> None:
-        entry = {"state": outcome(result), "batch": result.index, "phones": list(result.phones)}
+    def record(self, result: BatchResult, *, retried: bool = False) -> None:
+        state = outcome(result, retried=retried)
+        entry = {"state": state, "batch": result.index, "phones": list(result.phones)}
         if result.error is not None:
             entry["error"] = str(result.error)
         self._append(entry)
@@ -134,9 +153,12 @@ class Journal:
             _fsync_dir(self.path.parent)
 
 
-def outcome(result: BatchResult) -> str:
+def outcome(result: BatchResult, *, retried: bool = False) -> str:
+    """The journal state of a batch; ``retried``: its numbers' earlier outcome was unknown."""
     if result.ok:
         return ACCEPTED
+    if retried and isinstance(result.error, FrequencyLimit):
+        return CAPPED
     return UNKNOWN if result.outcome_unknown else FAILED
 
 

@@ -39,6 +39,10 @@ class Account:
     products: frozenset[str] = frozenset()  # private products granted to this account
     mo_url: str | None = None
     ext_code: str | None = None
+    # Compatibility for clients that cannot change (protocol.md): answer only the
+    # provider's documented codes; send an unknown product id `g` to the default product.
+    provider_codes: bool = False
+    unknown_g_default: bool = False
 
 
 def validate_username(name: str) -> str:

@@ -1,11 +1,40 @@
-"""Rate state for one process: sliding windows kept in dicts of deques."""
+"""Rate state for one process: sliding windows kept in dicts of deques.
+
+Every entry knows when it can be forgotten. Keys seen once (a one-off IP, a number never
+sent to again) are swept: when a dict has doubled since its last sweep, the keys whose
+entries are all past their time go. A sweep costs one pass, paid for by the inserts that
+doubled the dict (amortised O(1) per call); a dict holds at most about twice its live keys.
+A key's entries share one keep-for (one window per kind of key), so its newest entry is
+the last to be forgotten: a key is stale when that one is.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
+from typing import Any
 
 from smsgate.core.frequency import Sent
+
+SWEEP_FLOOR = 1024  # below this many keys, never sweep
+
+
+class _Sweeper:
+    """When to sweep one dict: once it has doubled since the last sweep."""
+
+    __slots__ = ("_next",)
+
+    def __init__(self) -> None:
+        self._next = SWEEP_FLOOR
+
+    def maybe(self, table: dict[Any, Any], stale: Callable[[Any], bool]) -> None:
+        """Drop the keys whose value is ``stale``, if the dict has grown enough."""
+        if len(table) < self._next:
+            return
+        for key in [k for k, v in table.items() if stale(v)]:
+            del table[key]
+        self._next = max(SWEEP_FLOOR, 2 * len(table))
 
 
 class MemoryCounters:
@@ -14,8 +43,10 @@ class MemoryCounters:
 
     def __init__(self) -> None:
         self._hits: dict[str, deque[tuple[float, float, int]]] = {}  # (at, forget_at, n)
-        self._slots: dict[str, float] = {}
+        self._slots: dict[str, tuple[float, float]] = {}  # (taken at, forget_at)
         self._lock = threading.Lock()  # handlers may call in from worker threads
+        self._hits_sweep = _Sweeper()
+        self._slots_sweep = _Sweeper()
 
     def hits_since(self, key: str, since: float) -> int:
         with self._lock:
@@ -23,7 +54,10 @@ class MemoryCounters:
 
     def record(self, key: str, at: float, keep_for: float, count: int = 1) -> None:
         with self._lock:
-            hits = self._hits.setdefault(key, deque())
+            hits = self._hits.get(key)
+            if hits is None:
+                self._hits_sweep.maybe(self._hits, lambda h: not h or h[-1][1] <= at)
+                hits = self._hits[key] = deque()
             while hits and hits[0][1] <= at:
                 hits.popleft()
             hits.append((at, at + keep_for, count))
@@ -31,10 +65,17 @@ class MemoryCounters:
     def take_slot(self, key: str, at: float, interval: float) -> bool:
         with self._lock:
             last = self._slots.get(key)
-            if last is not None and at - last < interval:
+            if last is not None and at - last[0] < interval:
                 return False
-            self._slots[key] = at
+            if last is None:
+                self._slots_sweep.maybe(self._slots, lambda s: s[1] <= at)
+            self._slots[key] = (at, at + interval)
             return True
+
+    def sizes(self) -> dict[str, int]:
+        """How many keys each table holds (for tests and diagnostics)."""
+        with self._lock:
+            return {"hits": len(self._hits), "slots": len(self._slots)}
 
 
 class MemoryFrequencyState:
@@ -49,6 +90,7 @@ class MemoryFrequencyState:
         # key -> ((at, content digest, forget_at), ...)
         self._history: dict[str, tuple[tuple[float, str, float], ...]] = {}
         self._lock = threading.Lock()
+        self._sweep = _Sweeper()
 
     def history(self, key: str) -> list[Sent]:
         with self._lock:
@@ -56,9 +98,14 @@ class MemoryFrequencyState:
         return [Sent(at, digest) for at, digest, _ in entries]
 
     def add(self, key: str, sent: Sent, keep_for: float) -> None:
-        entry = (float(sent.at), str(sent.content_digest), float(sent.at + keep_for))
+        at = float(sent.at)
+        entry = (at, str(sent.content_digest), at + keep_for)
         with self._lock:
-            kept = tuple(e for e in self._history.get(key, ()) if e[2] > sent.at)
+            entries = self._history.get(key)
+            if entries is None:
+                self._sweep.maybe(self._history, lambda es: not es or es[-1][2] <= at)
+                entries = ()
+            kept = tuple(e for e in entries if e[2] > at)
             self._history[key] = (*kept, entry)
 
     def remove(self, key: str, sent: Sent) -> None:
@@ -68,3 +115,8 @@ class MemoryFrequencyState:
                 if at == sent.at and digest == sent.content_digest:
                     self._history[key] = entries[:i] + entries[i + 1 :]
                     return
+
+    def size(self) -> int:
+        """How many keys the history holds (for tests and diagnostics)."""
+        with self._lock:
+            return len(self._history)

@@ -127,7 +127,10 @@ class AcceptService:
 
 
 def _product(snap: Snapshot, account: Account, g: str) -> Product:
-    product = snap.products.get(g.strip() or DEFAULT_PRODUCT)
+    wanted = g.strip() or DEFAULT_PRODUCT
+    if account.unknown_g_default and wanted not in snap.products:
+        wanted = DEFAULT_PRODUCT  # a migrating client's provider product id
+    product = snap.products.get(wanted)
     if product is None or (product.private and product.id not in account.products):
         raise errors.Rejected(errors.BAD_PRODUCT, g)
     return product

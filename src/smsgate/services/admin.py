@@ -84,8 +84,14 @@ class AdminService:
         enabled: bool | None = None,
         ext_code: str | None = None,
         password: str | None = None,
+        provider_codes: bool | None = None,
+        unknown_g_default: bool | None = None,
     ) -> None:
         changes: dict[str, object] = {}
+        if provider_codes is not None:
+            changes["provider_codes"] = provider_codes
+        if unknown_g_default is not None:
+            changes["unknown_g_default"] = unknown_g_default
         if mo_url is not None:
             changes["mo_url"] = _check_url(mo_url) if mo_url else None
         if clear_expiry:

@@ -19,7 +19,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from smsgate.core.messages import DeliveryReport, Outgoing, SubmitResult
 from smsgate.core.replies import IncomingReply
@@ -57,6 +57,7 @@ class Dispatcher:
         *,
         rules: Mapping[str, Rules] | None = None,
         routes: Callable[[str], Sequence[str]] | None = None,
+        housekeeping: Sequence[Callable[[datetime], object]] = (),
     ) -> None:
         self._queue = queue
         # Live views (the carrier registry changes them while the server runs).
@@ -66,6 +67,7 @@ class Dispatcher:
         self._clock = clock
         self._settings = settings
         self._replies = replies  # reply (MO) intake: services/inbound, wired by app.py
+        self._housekeeping = housekeeping  # more periodic chores (e.g. the report timeout)
         self._wake = asyncio.Event()
         self._recorded = asyncio.Event()  # clear while a round's submits are being recorded
         self._recorded.set()
@@ -177,6 +179,8 @@ class Dispatcher:
             await asyncio.to_thread(self._queue.expire, now - self._settings.validity, now)
             if not self._settings.single_node:
                 await self._reap_stale_claims()
+            for chore in self._housekeeping:
+                await asyncio.to_thread(chore, now)
         claimed = await asyncio.to_thread(
             self._queue.claim, self._settings.node, self._settings.batch_size, now
         )

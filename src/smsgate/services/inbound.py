@@ -136,6 +136,17 @@ class InboundService:
             raise errors.Conflict(f"reply {mo_id} is still being pushed; wait for it to finish")
         return self.reply(mo_id)
 
+    def assign(self, mo_id: int, account_id: int, actor: str = "admin") -> ReplyRecord:
+        """Give an unmatched reply an owner; its push is queued once."""
+        found = self.reply(mo_id)
+        optout = is_optout_keyword(found.content)
+        if found.account is not None or not self._store.assign(
+            mo_id, account_id, optout, self._clock.now(), actor
+        ):
+            owner = self.reply(mo_id).account
+            raise errors.Conflict(f"reply {mo_id} already belongs to {owner}")
+        return self.reply(mo_id)
+
     def paused_accounts(self) -> list[tuple[str, datetime]]:
         """Accounts whose pushes wait for a pause to end, and until when."""
         return self._store.paused_accounts(self._clock.now())

@@ -25,7 +25,17 @@ from smsgate.store import tables as t
 from smsgate.store.audit import SYSTEM_ACTOR, record_change
 from smsgate.store.db import reading, writing
 
-ACCOUNT_COLUMNS = frozenset({"status", "expires_at", "mo_url", "ext_code", "password_hash"})
+ACCOUNT_COLUMNS = frozenset(
+    {
+        "status",
+        "expires_at",
+        "mo_url",
+        "ext_code",
+        "password_hash",
+        "provider_codes",
+        "unknown_g_default",
+    }
+)
 
 
 class SqlAccounts:
@@ -186,6 +196,8 @@ def _account(
         products=frozenset(grants),
         mo_url=row["mo_url"],
         ext_code=row["ext_code"],
+        provider_codes=bool(row["provider_codes"]),
+        unknown_g_default=bool(row["unknown_g_default"]),
     )
 
 

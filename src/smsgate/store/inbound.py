@@ -16,7 +16,7 @@ from smsgate.core.pushes import PushAttempt
 from smsgate.core.replies import NewReply, ReplyFilter, ReplyRecord
 from smsgate.core.states import PushState
 from smsgate.store import tables as t
-from smsgate.store.audit import record_change
+from smsgate.store.audit import audit, record_change
 from smsgate.store.db import reading, writing
 from smsgate.store.push_queue import circuits_paused_near
 
@@ -145,7 +145,30 @@ class SqlInboundStore:
         with reading(self.engine) as conn:
             return _circuit(conn, account_id)
 
-    # -- re-push ----------------------------------------------------------------------
+    # -- re-push and assignment -------------------------------------------------------
+
+    def assign(self, mo_id: int, account_id: int, optout: bool, now: datetime, actor: str) -> bool:
+        """Give an unmatched reply an owner and queue its push (once: False if the reply
+        already has an account); with ``optout``, the number opts out of that account."""
+        mo = t.mo
+        with writing(self.engine) as conn:
+            moved = conn.execute(
+                mo.update()
+                .where(mo.c.id == mo_id, mo.c.account_id.is_(None))
+                .values(account_id=account_id, optout=optout)
+            )
+            if moved.rowcount != 1:
+                return False
+            phone = conn.execute(sa.select(mo.c.phone).where(mo.c.id == mo_id)).scalar_one()
+            conn.execute(
+                t.pushes.insert().values(
+                    mo_id=mo_id, account_id=account_id, state=P.PENDING.value, next_at=now
+                )
+            )
+            if optout:
+                _add_optout(conn, account_id, phone, now)
+            audit(conn, actor, "mo.assign", f"mo:{mo_id}", f"account {account_id}", now)
+        return True
 
     def repush(self, mo_id: int, now: datetime) -> bool:
         """Start a new series for a finished push; False if it is still pending."""

@@ -99,6 +99,7 @@ class SqlPushQueue:
                 p.c.state == P.PENDING.value,
                 p.c.next_at <= now,
                 sa.or_(p.c.claimed_by.is_(None), p.c.claimed_at < lease_before),
+                _may_receive(now),  # a disabled or expired account's replies are held
             )
             .order_by(p.c.next_at, p.c.mo_id)
             .limit(limit * SCAN_FACTOR)
@@ -197,6 +198,37 @@ class SqlPushQueue:
                 )
             )
 
+    def give_up_held(self, received_before: datetime, now: datetime) -> int:
+        """Replies held for a disabled or expired account (never attempted) that were
+        received before ``received_before`` (the retry window has passed) fail, with the
+        reason; they stay listed and can be re-pushed once the account is active."""
+        p = t.pushes
+        held = (
+            sa.select(p.c.mo_id)
+            .join(t.accounts, t.accounts.c.id == p.c.account_id)
+            .where(
+                p.c.state == P.PENDING.value,
+                p.c.attempts == 0,
+                p.c.claimed_by.is_(None),
+                p.c.next_at < received_before,
+                sa.not_(_may_receive(now)),
+            )
+        )
+        with writing(self.engine) as conn:
+            ids = list(conn.execute(held).scalars())
+            if ids:
+                conn.execute(
+                    p.update()
+                    .where(p.c.mo_id.in_(ids), p.c.state == P.PENDING.value, p.c.attempts == 0)
+                    .values(
+                        state=P.FAILED.value,
+                        last_error="held: the account was disabled or expired for the whole "
+                        "retry window",
+                        done_at=now,
+                    )
+                )
+        return len(ids)
+
     def release_claims(self, node: str | None = None, exclude_node: str | None = None) -> int:
         """Put claimed pushes back in the queue: this node's (at stop) or every other
         node's (at start on SQLite, where only one process works the queue).
@@ -256,6 +288,12 @@ def _fair_share(
         if len(chosen) == limit:
             break
     return chosen
+
+
+def _may_receive(now: datetime) -> sa.ColumnElement[bool]:
+    """The account (joined) is active and not expired: its replies may be pushed."""
+    a = t.accounts
+    return sa.and_(a.c.status == "active", sa.or_(a.c.expires_at.is_(None), a.c.expires_at > now))
 
 
 def _claimed(r: sa.Row[tuple[object, ...]]) -> ClaimedPush:

@@ -66,6 +66,10 @@ accounts = sa.Table(
     sa.Column("expires_at", UTCDateTime(), nullable=True),
     sa.Column("mo_url", sa.String(2000), nullable=True),
     sa.Column("ext_code", sa.String(6), nullable=True, unique=True),
+    # Compatibility for clients that cannot change: answer only the provider's documented
+    # codes (spec: protocol.md), and send an unknown product id `g` to the default product.
+    sa.Column("provider_codes", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("unknown_g_default", sa.Boolean(), nullable=False, server_default=sa.false()),
     # balance and sent are the running sums of the ledger, kept beside it in the same
     # transaction so that "never negative" is a constraint the database enforces.
     sa.Column("balance", sa.BigInteger(), nullable=False, server_default="0"),
@@ -147,6 +151,14 @@ ledger = sa.Table(
     sa.Column("ref", sa.String(64), nullable=True),  # what it is for: a batch id, a ticket...
     sa.Column("at", UTCDateTime(), nullable=False),
     sa.CheckConstraint("kind IN ('topup', 'charge', 'refund', 'adjustment')", name="kind_known"),
+    # A message is refunded at most once, whoever refunds it (failure, expiry, settling).
+    sa.Index(
+        "ledger_one_refund_per_message",
+        "ref",
+        unique=True,
+        sqlite_where=sa.text("kind = 'refund' AND ref LIKE 'message:%'"),
+        postgresql_where=sa.text("kind = 'refund' AND ref LIKE 'message:%'"),
+    ),
 )
 
 audit = sa.Table(
@@ -276,6 +288,13 @@ messages = sa.Table(
     sa.Index(None, "phone", "created_at"),
     sa.Index(None, "carrier", "carrier_ref"),
     sa.Index(None, "created_at"),
+    # The report timeout's scan: only the messages waiting for a delivery report.
+    sa.Index(
+        "messages_awaiting_report",
+        "submitted_at",
+        sqlite_where=sa.text("state = 'submitted'"),
+        postgresql_where=sa.text("state = 'submitted'"),
+    ),
 )
 
 # The parts of a message a carrier took in several parts, each with its own reference

@@ -1,7 +1,7 @@
 """upstream templates: an approved template's code at a template-based upstream provider
 
 Revision ID: 0009
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-03 23:50:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
