@@ -169,6 +169,8 @@ def create_app(
         settings.login_failures_per_account,
         settings.login_failures_per_ip,
         settings.login_lockout_seconds,
+        settings.login_failures_per_network,
+        settings.reveal_unknown_accounts,
     )
     counters = MemoryCounters()
     dispatcher = runtime.dispatcher
@@ -183,6 +185,7 @@ def create_app(
             notify=dispatcher.wake if dispatcher is not None else lambda: None,
         ),
         trusted_proxies=tuple(parse_cidr(c) for c in settings.trusted_proxies),
+        password_checks=smsbao.PasswordChecks(settings.password_checks),
     )
 
     @contextlib.asynccontextmanager

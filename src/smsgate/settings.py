@@ -65,13 +65,33 @@ class Settings(BaseSettings):
         60.0, ge=0, description="Minimum time between two balance queries of one account."
     )
     login_failures_per_account: int = Field(
-        10, ge=1, description="Failed logins allowed per account within the lockout window."
+        10,
+        ge=1,
+        description="Failed logins allowed per account from one source address (an IPv6 "
+        "/64) within the lockout window; other addresses are not affected.",
     )
     login_failures_per_ip: int = Field(
-        30, ge=1, description="Failed logins allowed per source IP within the lockout window."
+        30, ge=1, description="Failed logins allowed per source address, all accounts."
+    )
+    login_failures_per_network: int = Field(
+        100,
+        ge=1,
+        description="Failed logins per network (IPv4 /24, IPv6 /48) after which its addresses "
+        "that failed themselves are refused; its other addresses are still heard.",
     )
     login_lockout_seconds: float = Field(
         300.0, gt=0, description="Window (and lockout length) for failed-login limits."
+    )
+    reveal_unknown_accounts: bool = Field(
+        False,
+        description="Answer 40 for an unknown username, as SMSBao does. Off: 30, the answer "
+        "to a wrong password, so usernames cannot be found by asking.",
+    )
+    password_checks: int = Field(
+        2,
+        ge=1,
+        description="Password (argon2, 64 MiB each) checks run at once per process; more "
+        "wait their turn, so a burst of guesses cannot exhaust memory.",
     )
 
     run_worker: bool = Field(

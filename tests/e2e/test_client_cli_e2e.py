@@ -128,7 +128,10 @@ def failures(
             ["balance", "--server", url, *key],
             error_line(errors.BAD_CREDENTIALS),
         ),
-        "40 no account": (send("nobody_here", phone, content()), error_line(errors.NO_ACCOUNT)),
+        "30 no account": (
+            send("nobody_here", phone, content()),
+            error_line(errors.BAD_CREDENTIALS),
+        ),
         "41 no balance": (send(broke, phone, content()), error_line(errors.INSUFFICIENT_BALANCE)),
         "51 bad number": (send(steady, "14012345678", content()), error_line(errors.BAD_PHONE)),
         "52 no signature": (send(steady, phone, "验证码4564"), error_line(errors.BAD_SIGNATURE)),

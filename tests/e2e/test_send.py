@@ -116,10 +116,10 @@ def test_missing_or_empty_parameter_is_minus_1(
 # -- 40, 30, 42, 43: who is calling ------------------------------------------------------
 
 
-def test_unknown_account_is_40(gate: Gate, numbers: Numbers) -> None:
+def test_unknown_account_answers_like_a_wrong_password(gate: Gate, numbers: Numbers) -> None:
     params = {"u": "nobody_here_at_all", "p": md5("whatever"), "m": numbers.one(), "c": content()}
-    assert gate.get("/sms", params) == "40"
-    assert gate.post("/sms", data=params) == "40"
+    assert gate.get("/sms", params) == "30"  # not 40: usernames cannot be found by asking
+    assert gate.post("/sms", data=params) == "30"
 
 
 @pytest.mark.parametrize(
@@ -712,7 +712,7 @@ def test_answer_is_exactly_the_code_in_text_plain(
         (_params(acct, numbers.one(), content()), b"0"),
         (_params(acct, BAD_NUMBER, content()), b"51"),
         (_params(acct, numbers.one(), "no signature"), b"52"),
-        ({**_params(acct, numbers.one(), content()), "u": "nobody_at_all"}, b"40"),
+        ({**_params(acct, numbers.one(), content()), "u": "nobody_at_all"}, b"30"),
         ({"u": acct.username, "p": acct.api_key, "m": numbers.one()}, b"-1"),
     ]
     for params, expected in cases:

@@ -11,7 +11,7 @@ the event loop's time under load (an opt-in access log lives in `api/access_log.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -29,12 +29,21 @@ TEXT = b"text/plain; charset=utf-8"
 METHODS = frozenset({"GET", "HEAD", "POST"})
 
 
+class PasswordChecks:
+    """The queue password checks wait in: at most ``at_once`` run (each in a thread, argon2
+    takes 64 MiB), the others wait as suspended requests, which cost next to nothing."""
+
+    def __init__(self, at_once: int = 2) -> None:
+        self.limiter = anyio.CapacityLimiter(at_once)
+
+
 @dataclass(frozen=True, slots=True)
 class SmsbaoDeps:
     auth: Authenticator
     query: QueryService
     accept: AcceptService
     trusted_proxies: tuple[IPNetwork, ...] = ()
+    password_checks: PasswordChecks = field(default_factory=PasswordChecks)
 
 
 async def authenticate(deps: SmsbaoDeps, ip: str, params: dict[str, str]) -> Account:
@@ -42,7 +51,9 @@ async def authenticate(deps: SmsbaoDeps, ip: str, params: dict[str, str]) -> Acc
     u, p = params["u"], params["p"]
     if deps.auth.is_fast(u, p):
         return deps.auth.authenticate(u, p, ip)
-    return await anyio.to_thread.run_sync(deps.auth.authenticate, u, p, ip)
+    return await anyio.to_thread.run_sync(
+        deps.auth.authenticate, u, p, ip, limiter=deps.password_checks.limiter
+    )
 
 
 def require(params: dict[str, str], *names: str) -> None:

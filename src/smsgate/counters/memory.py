@@ -7,6 +7,10 @@ from collections import deque
 
 from smsgate.core.frequency import Sent
 
+# Every this many writes, keys whose every entry may be forgotten are dropped: a key per
+# username or address ever seen must not stay in memory for ever.
+SWEEP_EVERY = 1024
+
 
 class MemoryCounters:
     """The Counters port for a single node. Forgetting on restart is acceptable here:
@@ -14,8 +18,14 @@ class MemoryCounters:
 
     def __init__(self) -> None:
         self._hits: dict[str, deque[tuple[float, float, int]]] = {}  # (at, forget_at, n)
-        self._slots: dict[str, float] = {}
+        self._slots: dict[str, tuple[float, float]] = {}  # (taken at, forget_at)
+        self._writes = 0
         self._lock = threading.Lock()  # handlers may call in from worker threads
+
+    def __len__(self) -> int:
+        """Keys held (hit windows and slots): what the sweep keeps bounded."""
+        with self._lock:
+            return len(self._hits) + len(self._slots)
 
     def hits_since(self, key: str, since: float) -> int:
         with self._lock:
@@ -27,14 +37,26 @@ class MemoryCounters:
             while hits and hits[0][1] <= at:
                 hits.popleft()
             hits.append((at, at + keep_for, count))
+            self._wrote(at)
 
     def take_slot(self, key: str, at: float, interval: float) -> bool:
         with self._lock:
             last = self._slots.get(key)
-            if last is not None and at - last < interval:
+            if last is not None and at - last[0] < interval:
                 return False
-            self._slots[key] = at
+            self._slots[key] = (at, at + interval)
+            self._wrote(at)
             return True
+
+    def _wrote(self, now: float) -> None:
+        self._writes += 1
+        if self._writes % SWEEP_EVERY:
+            return
+        stale = [k for k, hits in self._hits.items() if all(f <= now for _, f, _ in hits)]
+        for key in stale:
+            del self._hits[key]
+        for key in [k for k, (_, forget_at) in self._slots.items() if forget_at <= now]:
+            del self._slots[key]
 
 
 class MemoryFrequencyState:
