@@ -21,8 +21,8 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp
 
 from smsgate import __version__
-from smsgate.api import logging as access_logging
-from smsgate.api import smsbao
+from smsgate.api import guard, smsbao
+from smsgate.api import logging as api_logging
 from smsgate.api.v1 import replies as v1_replies
 from smsgate.api.v1 import routes as v1
 from smsgate.carriers.simulator import SimulatorCarrier, SimulatorConfig
@@ -213,7 +213,12 @@ def create_app(
     v1_replies.install(app, deps, gw.inbound, runtime.wake_pushes, simulator=settings.simulator_api)
     app.add_route("/healthz", _healthz(runtime.health), methods=["GET"], include_in_schema=False)
     app.add_route("/", _home, methods=["GET"], include_in_schema=False)
-    return smsbao.SmsbaoFront(deps, app)
+    access_log = api_logging.RequestLog(personal=settings.log_personal_data)
+    return guard.InputGuard(
+        smsbao.SmsbaoFront(deps, app),
+        body_timeout=settings.http_body_timeout_seconds,
+        access_log=access_log if settings.access_log else None,
+    )
 
 
 async def run_worker(settings: Settings) -> None:
@@ -326,8 +331,7 @@ async def _home(_request: Request) -> Response:
 def serving_app(settings: Settings) -> ASGIApp:
     """What `smsgate serve` runs: the app, with the server's logging (after the HTTP
     server's own, which may already have configured some loggers)."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s %(message)s")
-    access_logging.install()
+    api_logging.install(settings.log_format)
     return create_app(settings, on_started=_tune_garbage_collector)
 
 

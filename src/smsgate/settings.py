@@ -54,6 +54,28 @@ class Settings(BaseSettings):
         description="Log every HTTP request (the `p` secret masked). Off by default: a log "
         "line per request costs a quarter of the server's time under load.",
     )
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto",
+        description="Log lines as JSON objects (with a request id) or as text; auto: text in "
+        "a terminal, JSON otherwise.",
+    )
+    log_personal_data: bool = Field(
+        False,
+        description="Show phone numbers and content in logs (development only); off, they are "
+        "masked like the `p` secret.",
+    )
+    http_header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="A client has this long to send a request's headers (also the longest an "
+        "idle keep-alive connection is kept); then the connection is closed.",
+    )
+    http_body_timeout_seconds: float = Field(
+        10.0, gt=0, description="Longest wait for the next part of a request body: 408."
+    )
+    http_keep_alive_seconds: int = Field(
+        5, ge=1, description="uvicorn: idle keep-alive connections are closed after this."
+    )
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="CIDRs of reverse proxies whose X-Forwarded-For is believed.",

@@ -21,6 +21,7 @@ from smsgate.api.absolute_form import origin_form
 from smsgate.api.params import client_ip, decode_content, read_params
 from smsgate.core.accounts import Account, IPNetwork
 from smsgate.core.messages import Kind
+from smsgate.core.units import check_characters
 from smsgate.services.accept import AcceptService, SendRequest
 from smsgate.services.auth import Authenticator
 from smsgate.services.query import QueryService
@@ -75,12 +76,14 @@ async def query(deps: SmsbaoDeps, ip: str, params: dict[str, str]) -> str:
 def sender(kind: Kind) -> Handler:
     async def send(deps: SmsbaoDeps, ip: str, params: dict[str, str]) -> str:
         require(params, "u", "p", "m", "c")
+        content = decode_content(params["c"])
+        check_characters(content)  # a malformed parameter: -1, before anything else
         account = await authenticate(deps, ip, params)
         send_request = SendRequest(
             kind=kind,
             product=params.get("g", ""),
             phones=params["m"],
-            content=decode_content(params["c"]),
+            content=content,
             client_ip=ip,
         )
         await deps.accept.accept(account, send_request)
