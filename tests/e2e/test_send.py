@@ -308,6 +308,27 @@ def test_501_characters_is_56(gate: Gate, steady: Account, numbers: Numbers) -> 
     refused(gate, steady, "56", lambda: gate.sms(steady, numbers.one(), emoji))
 
 
+@pytest.mark.parametrize("control", ["\x00", "\x01", "\x1b", "\x7f", "\x85"])
+def test_control_characters_in_content_are_minus_1(
+    gate: Gate, steady: Account, numbers: Numbers, control: str
+) -> None:
+    """A NUL used to reach PostgreSQL and fail there (500, and the whole group commit);
+    now every control character but tab and newlines is a malformed parameter."""
+    for where in (content(control), f"{control}{content()}"):
+        refused(gate, steady, "-1", lambda c=where: gate.sms(steady, numbers.one(), c))
+        refused(
+            gate, steady, "-1", lambda c=where: gate.post("/sms", data=_form(steady, numbers, c))
+        )
+
+
+def _form(acct: Account, numbers: Numbers, c: str) -> dict[str, str]:
+    return {"u": acct.username, "p": acct.api_key, "m": numbers.one(), "c": c}
+
+
+def test_tab_and_newlines_are_content(gate: Gate, acct: Account, numbers: Numbers) -> None:
+    charged(gate, acct, 1, 1, lambda: gate.sms(acct, numbers.one(), content("第一行\r\n\t第二行")))
+
+
 def test_500_characters_is_accepted(gate: Gate, acct: Account, numbers: Numbers) -> None:
     charged(gate, acct, 8, 1, lambda: gate.sms(acct, numbers.one(), sized(500)))  # ceil(500/67)
 

@@ -42,11 +42,14 @@ def create_engine(url: str) -> sa.Engine:
 
 
 def private_sqlite_file(path: Path) -> None:
-    """The database readable by its owner only: a directory made for it is 0700, the file
-    0600 (made so before SQLite opens it; its -wal and -shm files take the same mode),
-    and an older install's files are brought down to 0600."""
-    if not path.parent.exists():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """The database readable by its owner only: its directory 0700, the file 0600 (made
+    so before SQLite opens it; its -wal and -shm files take the same mode); an older
+    install's are brought down to these modes."""
+    directory = path.parent
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = directory.stat()
+    if mode.st_mode & 0o077 and mode.st_uid == os.getuid():
+        directory.chmod(0o700)
     if not path.exists():
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     for suffix in ("", "-wal", "-shm", "-journal"):
