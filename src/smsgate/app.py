@@ -25,9 +25,11 @@ from smsgate.api import guard, smsbao
 from smsgate.api import logging as api_logging
 from smsgate.api.v1 import replies as v1_replies
 from smsgate.api.v1 import routes as v1
+from smsgate.carriers.registry import CarrierRegistry
 from smsgate.carriers.simulator import SimulatorCarrier, SimulatorConfig
 from smsgate.clock import SystemClock
 from smsgate.core.accounts import parse_cidr
+from smsgate.core.carriers import SIMULATOR
 from smsgate.core.frequency import FrequencyLimits
 from smsgate.core.replies import IncomingReply
 from smsgate.counters.memory import MemoryCounters, MemoryFrequencyState
@@ -60,6 +62,8 @@ class Runtime:
     health: DatabaseHealth
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     pushes: PushWorker | None = None  # runs wherever the dispatcher does
+    carriers: CarrierRegistry | None = None  # runs wherever the dispatcher does
+    node: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def wake_pushes(self) -> None:
         if self.pushes is not None:
@@ -75,6 +79,10 @@ class Runtime:
         await self.writer.start()
         if self.dispatcher is not None:
             await self.dispatcher.start()
+        if self.carriers is not None and self.dispatcher is not None:
+            configs = await run_in_threadpool(self.database.carriers.carriers)
+            await self.carriers.start(self.dispatcher, configs)
+            self.tasks.append(asyncio.create_task(self._follow_carriers(self.carriers)))
         if self.pushes is not None:
             await self.pushes.start()
         self.tasks.append(
@@ -87,11 +95,37 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.writer.stop()
+        if self.carriers is not None:
+            await self.carriers.stop()
+            with contextlib.suppress(Exception):
+                await run_in_threadpool(self.database.carriers.forget_node, self.node)
         if self.dispatcher is not None:
             await self.dispatcher.stop()
         if self.pushes is not None:
             await self.pushes.stop()
         self.database.close()
+
+    async def _follow_carriers(self, registry: CarrierRegistry) -> None:
+        """Keep the running carriers in step with their configuration, and tell other
+        processes (`smsgate carrier show`) how they are doing."""
+        store = self.database.carriers
+        seen: object = None
+        while True:
+            await asyncio.sleep(CARRIER_SYNC_SECONDS)
+            try:
+                configs = await run_in_threadpool(store.carriers)
+                if configs != seen:
+                    changed = await registry.apply(configs)
+                    if changed:
+                        log.info("carriers reloaded: %s", ", ".join(changed))
+                    seen = configs
+                now = SystemClock().now()
+                await run_in_threadpool(store.report_status, self.node, registry.statuses(), now)
+            except Exception:  # keep the carriers that run; try again next time
+                log.exception("could not follow the carrier configuration")
+
+
+CARRIER_SYNC_SECONDS = 1.0  # a `carrier add/set/remove` is running within about this long
 
 
 def build_runtime(settings: Settings, database: Database, *, with_dispatcher: bool) -> Runtime:
@@ -103,12 +137,13 @@ def build_runtime(settings: Settings, database: Database, *, with_dispatcher: bo
     writer = GroupCommitWriter(
         database.messages, settings.group_commit_wait_ms / 1000, settings.group_commit_max
     )
-    dispatcher = pushes = None
+    dispatcher = pushes = registry = None
     if with_dispatcher:
         pushes = _push_worker(settings, database, clock)
+        registry = CarrierRegistry({SIMULATOR: SimulatorCarrier(_simulator_config(settings))})
         dispatcher = Dispatcher(
             database.messages,
-            {"simulator": SimulatorCarrier(_simulator_config(settings))},
+            registry.carriers,
             clock,
             DispatchSettings(
                 node=uuid.uuid4().hex,
@@ -118,9 +153,30 @@ def build_runtime(settings: Settings, database: Database, *, with_dispatcher: bo
                 single_node=database.engine.dialect.name == "sqlite",
             ),
             replies=_reply_intake(database.inbound, pushes),
+            rules=registry.rules,
+            routes=_routes(snapshot),
         )
     health = DatabaseHealth(settings.snapshot_refresh_seconds)
-    return Runtime(database, snapshot, writer, dispatcher, frequency, pushes=pushes, health=health)
+    return Runtime(
+        database,
+        snapshot,
+        writer,
+        dispatcher,
+        frequency,
+        pushes=pushes,
+        health=health,
+        carriers=registry,
+    )
+
+
+def _routes(snapshot: SnapshotHolder) -> Callable[[str], tuple[str, ...]]:
+    """A product's route as the current snapshot has it (a deleted product: none)."""
+
+    def route(product_id: str) -> tuple[str, ...]:
+        product = snapshot.current.products.get(product_id)
+        return product.route if product is not None else ()
+
+    return route
 
 
 def _push_worker(settings: Settings, database: Database, clock: SystemClock) -> PushWorker:

@@ -70,6 +70,7 @@ def build() -> typer.Typer:
     try:  # the server's commands need the `server` extra; the client's do not
         from smsgate.cli import (
             accounts,
+            carriers,
             messages,
             optouts,
             products,
@@ -90,6 +91,7 @@ def build() -> typer.Typer:
     for group in (
         serve,
         accounts,
+        carriers,
         signatures,
         products,
         words,
