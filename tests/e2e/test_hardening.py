@@ -220,6 +220,7 @@ def test_a_stalled_body_is_408_and_a_hang_up_is_no_error(
     logs = hardened.logs()
     assert "Traceback" not in logs
     assert "ClientDisconnect" not in logs
+    assert "unhandled" not in logs
 
 
 def test_a_body_over_the_limit_is_413(hardened: ServerProcess, owner: Account) -> None:
