@@ -388,6 +388,10 @@ def serving_app(settings: Settings) -> ASGIApp:
     """What `smsgate serve` runs: the app, with the server's logging (after the HTTP
     server's own, which may already have configured some loggers)."""
     api_logging.install(settings.log_format)
+    if settings.server == "uvicorn":
+        from smsgate.api import uvicorn_http
+
+        uvicorn_http.use_head_timeout(settings.http_header_timeout_seconds)
     return create_app(settings, on_started=_tune_garbage_collector)
 
 

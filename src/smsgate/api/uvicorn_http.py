@@ -88,6 +88,8 @@ class GuardedHttpTools(HttpToolsProtocol):
             self.transport.close()
 
 
-def protocol(head_timeout: float) -> type[GuardedHttpTools]:
-    """The protocol class for ``uvicorn.run(http=...)`` with this header-read timeout."""
-    return type("GuardedHttpTools", (GuardedHttpTools,), {"head_timeout": head_timeout})
+def use_head_timeout(seconds: float) -> None:
+    """Set the head timeout of this process's protocol. uvicorn imports the protocol class
+    by name in each worker process (it cannot take a configured instance), so each process
+    sets it from its settings when it builds the app."""
+    GuardedHttpTools.head_timeout = seconds

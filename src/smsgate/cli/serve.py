@@ -122,7 +122,7 @@ def _run_uvicorn(settings: Settings, workers: int) -> None:
         workers=workers,
         proxy_headers=False,  # X-Forwarded-For is honoured only from trusted_proxies
         server_header=False,
-        http=uvicorn_http.protocol(settings.http_header_timeout_seconds),
+        http=uvicorn_http.GuardedHttpTools,  # its head timeout: set by app.serving_app
         timeout_keep_alive=settings.http_keep_alive_seconds,
         access_log=False,  # ours, masked and the same on both servers (api/logging.py)
         log_level="info",
