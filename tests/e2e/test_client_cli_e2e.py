@@ -160,7 +160,7 @@ CASES = (
     "-1 empty text",
     "30 wrong password",
     "30 balance, wrong key",
-    "40 no account",
+    "30 no account",
     "41 no balance",
     "51 bad number",
     "52 no signature",
