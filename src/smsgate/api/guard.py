@@ -47,12 +47,12 @@ class InputGuard:
             await self._app(scope, receive, send)
             return
         request_id = new_request_id()
-        refusal = _refusal(scope)
+        refusal, has_body = _inspect(scope)
         if refusal is not None:
             await _plain(send, *refusal)
             self._logged(scope, refusal[0], time.perf_counter())
             return
-        exchange = _Exchange(receive, send, self._body_timeout, _expects_body(scope))
+        exchange = _Exchange(receive, send, self._body_timeout, has_body)
         started = time.perf_counter()
         try:
             await self._app(scope, exchange.receive, exchange.send)
@@ -75,23 +75,24 @@ class InputGuard:
             self._access_log.write(scope, status, time.perf_counter() - started)
 
 
-def _refusal(scope: Scope) -> tuple[int, bytes] | None:
+def _inspect(scope: Scope) -> tuple[tuple[int, bytes] | None, bool]:
+    """(status and text of a refusal, or None; whether a body follows) in one pass."""
     if len(scope.get("raw_path") or b"") + len(scope.get("query_string", b"")) > MAX_TARGET:
-        return 414, b"URI Too Long"
+        return (414, b"URI Too Long"), False
     headers = scope["headers"]
     if len(headers) > MAX_HEADERS:
-        return 431, b"Request Header Fields Too Large"
+        return (431, b"Request Header Fields Too Large"), False
+    has_body = False
     for name, value in headers:
         if name == b"content-length":
             if not value.isdigit():
-                return 400, b"Bad Content-Length"
+                return (400, b"Bad Content-Length"), False
             if int(value) > MAX_BODY:
-                return 413, b"Content Too Large"
-    return None
-
-
-def _expects_body(scope: Scope) -> bool:
-    return any(n in (b"content-length", b"transfer-encoding") for n, _ in scope["headers"])
+                return (413, b"Content Too Large"), False
+            has_body = True
+        elif name == b"transfer-encoding":
+            has_body = True
+    return None, has_body
 
 
 class _Exchange:

@@ -15,6 +15,7 @@ uvicorn; the servers' own access logs stay off.
 from __future__ import annotations
 
 import contextvars
+import itertools
 import json
 import logging
 import os
@@ -36,9 +37,14 @@ REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", d
 LogFormat = Literal["auto", "json", "text"]
 
 
+_PROCESS_PREFIX = os.urandom(3).hex()  # ids of different processes never meet
+_REQUEST_NUMBERS = itertools.count(1)
+
+
 def new_request_id() -> str:
-    """A fresh id for the request being served, seen by every log line it causes."""
-    request_id = os.urandom(6).hex()
+    """A fresh id for the request being served, seen by every log line it causes: 12 hex
+    digits, a per-process prefix and a counter (cheaper than random bytes per request)."""
+    request_id = f"{_PROCESS_PREFIX}{next(_REQUEST_NUMBERS) & 0xFFFFFF:06x}"
     REQUEST_ID.set(request_id)
     return request_id
 
