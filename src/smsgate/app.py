@@ -21,8 +21,8 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp
 
 from smsgate import __version__
-from smsgate.api import logging as access_logging
-from smsgate.api import smsbao
+from smsgate.api import guard, smsbao
+from smsgate.api import logging as api_logging
 from smsgate.api.v1 import replies as v1_replies
 from smsgate.api.v1 import routes as v1
 from smsgate.carriers import upstream
@@ -273,6 +273,8 @@ def create_app(
         settings.login_failures_per_account,
         settings.login_failures_per_ip,
         settings.login_lockout_seconds,
+        settings.login_failures_per_network,
+        settings.reveal_unknown_accounts,
     )
     counters = MemoryCounters()
     dispatcher = runtime.dispatcher
@@ -287,6 +289,7 @@ def create_app(
             notify=dispatcher.wake if dispatcher is not None else lambda: None,
         ),
         trusted_proxies=tuple(parse_cidr(c) for c in settings.trusted_proxies),
+        password_checks=smsbao.PasswordChecks(settings.password_checks),
     )
 
     @contextlib.asynccontextmanager
@@ -315,7 +318,12 @@ def create_app(
     _install_docs(app)
     app.add_route("/healthz", _healthz(runtime.health), methods=["GET"], include_in_schema=False)
     app.add_route("/", _home, methods=["GET"], include_in_schema=False)
-    return smsbao.SmsbaoFront(deps, app)
+    access_log = api_logging.RequestLog(personal=settings.log_personal_data)
+    return guard.InputGuard(
+        smsbao.SmsbaoFront(deps, app),
+        body_timeout=settings.http_body_timeout_seconds,
+        access_log=access_log if settings.access_log else None,
+    )
 
 
 DOCS_ASSETS = "/docs/assets"
@@ -452,8 +460,11 @@ async def _home(_request: Request) -> Response:
 def serving_app(settings: Settings) -> ASGIApp:
     """What `smsgate serve` runs: the app, with the server's logging (after the HTTP
     server's own, which may already have configured some loggers)."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s %(message)s")
-    access_logging.install()
+    api_logging.install(settings.log_format)
+    if settings.server == "uvicorn":
+        from smsgate.api import uvicorn_http
+
+        uvicorn_http.use_head_timeout(settings.http_header_timeout_seconds)
     return create_app(settings, on_started=_tune_garbage_collector)
 
 

@@ -54,6 +54,28 @@ class Settings(BaseSettings):
         description="Log every HTTP request (the `p` secret masked). Off by default: a log "
         "line per request costs a quarter of the server's time under load.",
     )
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto",
+        description="Log lines as JSON objects (with a request id) or as text; auto: text in "
+        "a terminal, JSON otherwise.",
+    )
+    log_personal_data: bool = Field(
+        False,
+        description="Show phone numbers and content in logs (development only); off, they are "
+        "masked like the `p` secret.",
+    )
+    http_header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="A client has this long to send a request's headers (also the longest an "
+        "idle keep-alive connection is kept); then the connection is closed.",
+    )
+    http_body_timeout_seconds: float = Field(
+        10.0, gt=0, description="Longest wait for the next part of a request body: 408."
+    )
+    http_keep_alive_seconds: int = Field(
+        5, ge=1, description="uvicorn: idle keep-alive connections are closed after this."
+    )
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="CIDRs of reverse proxies whose X-Forwarded-For is believed.",
@@ -65,13 +87,33 @@ class Settings(BaseSettings):
         60.0, ge=0, description="Minimum time between two balance queries of one account."
     )
     login_failures_per_account: int = Field(
-        10, ge=1, description="Failed logins allowed per account within the lockout window."
+        10,
+        ge=1,
+        description="Failed logins allowed per account from one source address (an IPv6 "
+        "/64) within the lockout window; other addresses are not affected.",
     )
     login_failures_per_ip: int = Field(
-        30, ge=1, description="Failed logins allowed per source IP within the lockout window."
+        30, ge=1, description="Failed logins allowed per source address, all accounts."
+    )
+    login_failures_per_network: int = Field(
+        100,
+        ge=1,
+        description="Failed logins per network (IPv4 /24, IPv6 /48) after which its addresses "
+        "that failed themselves are refused; its other addresses are still heard.",
     )
     login_lockout_seconds: float = Field(
         300.0, gt=0, description="Window (and lockout length) for failed-login limits."
+    )
+    reveal_unknown_accounts: bool = Field(
+        False,
+        description="Answer 40 for an unknown username, as SMSBao does. Off: 30, the answer "
+        "to a wrong password, so usernames cannot be found by asking.",
+    )
+    password_checks: int = Field(
+        2,
+        ge=1,
+        description="Password (argon2, 64 MiB each) checks run at once per process; more "
+        "wait their turn, so a burst of guesses cannot exhaust memory.",
     )
 
     run_worker: bool = Field(

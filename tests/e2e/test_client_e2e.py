@@ -41,7 +41,6 @@ from smsgate.client import (
     FrequencyLimit,
     InsufficientBalance,
     IpNotAllowed,
-    NoAccount,
     OptedOut,
     ParamsIncomplete,
     QueryTooFrequent,
@@ -469,8 +468,8 @@ ERRORS: dict[str, tuple[type[ApiError], Make]] = {
             lambda: c(w.steady.username, api_key="A" * 32).send(n.one(), content()),
         ),
     ),
-    "40 no account": (
-        NoAccount,
+    "30 no account": (  # the server answers 30, not 40: usernames cannot be found by asking
+        BadCredentials,
         lambda w, c, n: (
             None,
             lambda: c(f"nobody_{uuid.uuid4().hex[:8]}", password="pw").send(n.one(), content()),

@@ -102,10 +102,10 @@ def test_absolute_form_over_a_raw_socket(shared_server: ServerProcess, acct: Acc
 @pytest.mark.parametrize(
     ("target", "expected"),
     [
-        ("http://api.smsbao.com/query?u=ghost-x&p=0123456789abcdef0123456789abcdef", b"40"),
+        ("http://api.smsbao.com/query?u=ghost-x&p=0123456789abcdef0123456789abcdef", b"30"),
         ("http://api.smsbao.com/query?u=ghost-x", b"-1"),
         ("http://api.smsbao.com:80/query/?u=&p=", b"-1"),
-        ("https://api.smsbao.com/query?p=x&u=ghost-y", b"40"),
+        ("https://api.smsbao.com/query?p=x&u=ghost-y", b"30"),
     ],
 )
 def test_absolute_form_codes(shared_server: ServerProcess, target: str, expected: bytes) -> None:
@@ -159,7 +159,7 @@ def test_any_host_header(shared_server: ServerProcess, queried: Account, host: s
         return wire(response)
 
     assert ask(queried.username) == "44"
-    assert ask(unique_name("ghost")) == "40"
+    assert ask(unique_name("ghost")) == "30"
 
 
 # -- bad input: a code, and nothing changes ------------------------------------------------
@@ -200,7 +200,7 @@ def test_bad_input_gets_a_code_and_changes_nothing(
         "p twice in body": post_raw(f"u={u}&p={p}&p={p.upper()}".encode()),
     }
     expected = {
-        "10,000-char u": "40",
+        "10,000-char u": "30",
         "10,000-char p": "30",
         "10,000-char p in body": "30",
     }
@@ -322,7 +322,7 @@ def test_log_never_contains_the_secret_sent_as_p(
     assert query(shared_server, f"u={u}&p={p}") == "0\n0,10"
     assert query(shared_server, f"p={key}&u={u}") == "44"
     assert query(shared_server, f"u={u}&p={p.upper()}", "/query/") == "44"
-    assert query(shared_server, f"u={unique_name()}&p={p}") == "40"
+    assert query(shared_server, f"u={unique_name()}&p={p}") == "30"
     assert query(shared_server, f"u={u}&p={p}&p={p}&x=1") == "44"
     target = f"http://api.smsbao.com/query?u={u}&p={key}"
     assert raw_request(shared_server, absolute_form(target))[2] == b"44"

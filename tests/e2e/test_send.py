@@ -116,10 +116,10 @@ def test_missing_or_empty_parameter_is_minus_1(
 # -- 40, 30, 42, 43: who is calling ------------------------------------------------------
 
 
-def test_unknown_account_is_40(gate: Gate, numbers: Numbers) -> None:
+def test_unknown_account_answers_like_a_wrong_password(gate: Gate, numbers: Numbers) -> None:
     params = {"u": "nobody_here_at_all", "p": md5("whatever"), "m": numbers.one(), "c": content()}
-    assert gate.get("/sms", params) == "40"
-    assert gate.post("/sms", data=params) == "40"
+    assert gate.get("/sms", params) == "30"  # not 40: usernames cannot be found by asking
+    assert gate.post("/sms", data=params) == "30"
 
 
 @pytest.mark.parametrize(
@@ -306,6 +306,27 @@ def test_501_characters_is_56(gate: Gate, steady: Account, numbers: Numbers) -> 
     emoji = f"{SIG}1234" + "😀" * 246
     assert len(emoji) == 255
     refused(gate, steady, "56", lambda: gate.sms(steady, numbers.one(), emoji))
+
+
+@pytest.mark.parametrize("control", ["\x00", "\x01", "\x1b", "\x7f", "\x85"])
+def test_control_characters_in_content_are_minus_1(
+    gate: Gate, steady: Account, numbers: Numbers, control: str
+) -> None:
+    """A NUL used to reach PostgreSQL and fail there (500, and the whole group commit);
+    now every control character but tab and newlines is a malformed parameter."""
+    for where in (content(control), f"{control}{content()}"):
+        refused(gate, steady, "-1", lambda c=where: gate.sms(steady, numbers.one(), c))
+        refused(
+            gate, steady, "-1", lambda c=where: gate.post("/sms", data=_form(steady, numbers, c))
+        )
+
+
+def _form(acct: Account, numbers: Numbers, c: str) -> dict[str, str]:
+    return {"u": acct.username, "p": acct.api_key, "m": numbers.one(), "c": c}
+
+
+def test_tab_and_newlines_are_content(gate: Gate, acct: Account, numbers: Numbers) -> None:
+    charged(gate, acct, 1, 1, lambda: gate.sms(acct, numbers.one(), content("第一行\r\n\t第二行")))
 
 
 def test_500_characters_is_accepted(gate: Gate, acct: Account, numbers: Numbers) -> None:
@@ -627,9 +648,9 @@ def _case(o: Order, numbers: Numbers, case: str) -> tuple[Account, dict[str, str
     good = {"u": main.username, "p": main.api_key, "m": numbers.one(), "c": content()}
     word = content(f"有{WORD_CJK}")
     cases: dict[str, tuple[Account, dict[str, str]]] = {
-        "-1<40": (main, {"u": "nobody_at_all", "p": md5("x"), "m": numbers.one()}),
-        "40<30": (main, {**good, "u": "nobody_at_all", "p": "zz"}),
-        "40<51": (main, {**good, "u": "nobody_at_all", "m": BAD_NUMBER}),
+        # an unknown account answers 30, like a wrong password (no username oracle)
+        "-1<30": (main, {"u": "nobody_at_all", "p": md5("x"), "m": numbers.one()}),
+        "30<51": (main, {**good, "u": "nobody_at_all", "m": BAD_NUMBER}),
         "30<42": (o.locked, {**good, "u": o.locked.username, "p": md5("wrong password")}),
         "42<43": (o.locked, {**good, "u": o.locked.username, "p": o.locked.api_key}),
         "43<55": (o.walled, {**good, "u": o.walled.username, "p": o.walled.api_key, "g": "x"}),
@@ -666,9 +687,8 @@ def _case(o: Order, numbers: Numbers, case: str) -> tuple[Account, dict[str, str
 
 
 ORDER_CASES = [
-    "-1<40",
-    "40<30",
-    "40<51",
+    "-1<30",
+    "30<51",
     "30<42",
     "42<43",
     "43<55",
@@ -712,7 +732,7 @@ def test_answer_is_exactly_the_code_in_text_plain(
         (_params(acct, numbers.one(), content()), b"0"),
         (_params(acct, BAD_NUMBER, content()), b"51"),
         (_params(acct, numbers.one(), "no signature"), b"52"),
-        ({**_params(acct, numbers.one(), content()), "u": "nobody_at_all"}, b"40"),
+        ({**_params(acct, numbers.one(), content()), "u": "nobody_at_all"}, b"30"),
         ({"u": acct.username, "p": acct.api_key, "m": numbers.one()}, b"-1"),
     ]
     for params, expected in cases:

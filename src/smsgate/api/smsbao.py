@@ -11,7 +11,7 @@ the event loop's time under load (an opt-in access log lives in `api/access_log.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -22,6 +22,7 @@ from smsgate.api.params import client_ip, decode_content, read_params
 from smsgate.core.accounts import Account, IPNetwork
 from smsgate.core.compat import provider_code
 from smsgate.core.messages import Kind
+from smsgate.core.units import check_characters
 from smsgate.services.accept import AcceptService, SendRequest
 from smsgate.services.auth import Authenticator
 from smsgate.services.query import QueryService
@@ -30,12 +31,21 @@ TEXT = b"text/plain; charset=utf-8"
 METHODS = frozenset({"GET", "HEAD", "POST"})
 
 
+class PasswordChecks:
+    """The queue password checks wait in: at most ``at_once`` run (each in a thread, argon2
+    takes 64 MiB), the others wait as suspended requests, which cost next to nothing."""
+
+    def __init__(self, at_once: int = 2) -> None:
+        self.limiter = anyio.CapacityLimiter(at_once)
+
+
 @dataclass(frozen=True, slots=True)
 class SmsbaoDeps:
     auth: Authenticator
     query: QueryService
     accept: AcceptService
     trusted_proxies: tuple[IPNetwork, ...] = ()
+    password_checks: PasswordChecks = field(default_factory=PasswordChecks)
 
 
 async def authenticate(deps: SmsbaoDeps, ip: str, params: dict[str, str]) -> Account:
@@ -43,7 +53,9 @@ async def authenticate(deps: SmsbaoDeps, ip: str, params: dict[str, str]) -> Acc
     u, p = params["u"], params["p"]
     if deps.auth.is_fast(u, p):
         return deps.auth.authenticate(u, p, ip)
-    return await anyio.to_thread.run_sync(deps.auth.authenticate, u, p, ip)
+    return await anyio.to_thread.run_sync(
+        deps.auth.authenticate, u, p, ip, limiter=deps.password_checks.limiter
+    )
 
 
 def require(params: dict[str, str], *names: str) -> None:
@@ -75,12 +87,14 @@ async def query(deps: SmsbaoDeps, ip: str, params: dict[str, str]) -> str:
 def sender(kind: Kind) -> Handler:
     async def send(deps: SmsbaoDeps, ip: str, params: dict[str, str]) -> str:
         require(params, "u", "p", "m", "c")
+        content = decode_content(params["c"])
+        check_characters(content)  # a malformed parameter: -1, before anything else
         account = await authenticate(deps, ip, params)
         send_request = SendRequest(
             kind=kind,
             product=params.get("g", ""),
             phones=params["m"],
-            content=decode_content(params["c"]),
+            content=content,
             client_ip=ip,
         )
         try:

@@ -21,12 +21,8 @@ if TYPE_CHECKING:
 # What uvicorn imports in each process of `serve --workers N`.
 APP_FACTORY = "smsgate.app:app_from_env"
 
-# granian's default line leaves the query string out; ours keeps it (with `p` masked by
-# api/logging.py), since `u` and the path are what an operator looks for.
-ACCESS_LOG_FORMAT = (
-    '[%(time)s] %(addr)s - "%(method)s %(path)s?%(query_string)s %(protocol)s" '
-    "%(status)d %(dt_ms).3f"
-)
+# Request heads (request line and headers) larger than this are refused by the server.
+MAX_HEAD_BYTES = 64 * 1024
 
 DEMO_USER = "demo"
 DEMO_BALANCE = 1000
@@ -75,6 +71,7 @@ def serve(
 
 def _run_server(settings: Settings, workers: int) -> None:
     """The app built from ``settings`` on the configured HTTP server."""
+    _raise_open_file_limit()
     if settings.server == "uvicorn":
         _run_uvicorn(settings, workers)
     else:
@@ -86,6 +83,7 @@ def _run_granian(settings: Settings, workers: int) -> None:
     the settings as one JSON variable."""
     from granian import Granian
     from granian.constants import Interfaces, Loops
+    from granian.http import HTTP1Settings
     from granian.log import LogLevels
 
     os.environ[HANDOVER_ENV] = settings.model_dump_json()  # inherited by the workers
@@ -98,8 +96,11 @@ def _run_granian(settings: Settings, workers: int) -> None:
         workers=workers,
         loop=Loops.uvloop,
         backlog=2048,
-        log_access=settings.access_log,
-        log_access_format=ACCESS_LOG_FORMAT,
+        http1_settings=HTTP1Settings(
+            header_read_timeout=int(settings.http_header_timeout_seconds * 1000),
+            max_buffer_size=MAX_HEAD_BYTES,
+        ),
+        log_access=False,  # ours, masked and the same on both servers (api/logging.py)
         log_level=LogLevels.info,
     ).serve()
 
@@ -108,6 +109,8 @@ def _run_uvicorn(settings: Settings, workers: int) -> None:
     """uvicorn on the app built from ``settings``: in this process, or in ``workers``
     processes that receive the settings as one JSON variable (they import the app by name)."""
     import uvicorn
+
+    from smsgate.api import uvicorn_http
 
     app: Any
     if workers == 1:
@@ -125,19 +128,32 @@ def _run_uvicorn(settings: Settings, workers: int) -> None:
         workers=workers,
         proxy_headers=False,  # X-Forwarded-For is honoured only from trusted_proxies
         server_header=False,
-        access_log=settings.access_log,
+        http=uvicorn_http.GuardedHttpTools,  # its head timeout: set by app.serving_app
+        timeout_keep_alive=settings.http_keep_alive_seconds,
+        access_log=False,  # ours, masked and the same on both servers (api/logging.py)
         log_level="info",
     )
 
 
+def _raise_open_file_limit() -> None:
+    """Each connection holds a file: serve up to the hard limit, not the (often 1,024) soft
+    one, so that a crowd of slow clients cannot exhaust them while the timeouts work."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
 def worker(data_dir: DataDir = None) -> None:
     import asyncio
-    import logging
 
+    from smsgate.api.logging import install
     from smsgate.app import run_worker
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s %(message)s")
     settings = build_settings(data_dir)
+    install(settings.log_format)
     out.print(f"smsgate worker dispatching from {_describe_db(settings)}")
     try:
         asyncio.run(run_worker(settings))

@@ -8,6 +8,8 @@ disagree about how long a message is.
 
 from __future__ import annotations
 
+import re
+
 from smsgate import errors
 from smsgate.core.textnorm import ucs2_len
 from smsgate.errors import Rejected
@@ -15,6 +17,9 @@ from smsgate.errors import Rejected
 SINGLE_LIMIT = 70  # one SMS holds 70 UCS-2 characters
 PART_SIZE = 67  # a part of a long SMS loses 3 characters to the concatenation header
 MAX_LENGTH = 500
+# C0 controls but tab, LF and CR; DEL and the C1 controls. NUL cannot even be stored
+# in PostgreSQL text; none of them belongs in a text message.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def units(content: str) -> int:
@@ -36,6 +41,16 @@ def request_cost(units_per_message: int, n_numbers: int, price: int) -> int:
     if n_numbers < 0 or price < 0:
         raise ValueError(f"n_numbers and price must be >= 0, got {n_numbers} and {price}")
     return units_per_message * n_numbers * price
+
+
+def check_characters(content: str) -> None:
+    """Refuse content with control characters: ``-1``, a malformed parameter."""
+    found = CONTROL_CHARACTERS.search(content)
+    if found is not None:
+        raise Rejected(
+            errors.PARAMS_INCOMPLETE,
+            f"content holds control character U+{ord(found.group()):04X} at {found.start()}",
+        )
 
 
 def check_length(content: str) -> None:

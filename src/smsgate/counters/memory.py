@@ -72,6 +72,10 @@ class MemoryCounters:
             self._slots[key] = (at, at + interval)
             return True
 
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._hits) + len(self._slots)
+
     def sizes(self) -> dict[str, int]:
         """How many keys each table holds (for tests and diagnostics)."""
         with self._lock:

@@ -21,7 +21,7 @@ from smsgate.core.frequency import FrequencyLimits
 from smsgate.core.messages import Charge, Kind
 from smsgate.core.signatures import check_signature
 from smsgate.core.templates import check_template
-from smsgate.core.units import check_length, units
+from smsgate.core.units import check_characters, check_length, units
 from smsgate.core.upstream_templates import check_upstream_templates
 from smsgate.ports import ChargeWriter, Clock
 from smsgate.services.frequency import FrequencyGuard
@@ -62,6 +62,7 @@ class AcceptService:
     async def accept(self, account: Account, request: SendRequest) -> int:
         """Check, charge and enqueue; the batch id, or Rejected with the first failed code."""
         snap = self._snapshot.current
+        check_characters(request.content)  # the wire fronts check it first; CMPP too
         charge = self._checked_charge(snap, account, request)
         limits = self._limits_for(snap, account.id, charge.product_id)
         reservation = self._frequency.reserve(

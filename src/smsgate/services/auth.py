@@ -1,9 +1,21 @@
 """Who is calling: the account, credential, status and IP checks, in protocol order.
 
 Order (protocol.md): account (40), credentials (30), expired/disabled (42), IP (43).
-Failed logins are limited per account and per source address; once a limit is hit
-every answer is 30, even for the right password or an unknown account, so a
-credential storm learns nothing.
+
+Failed logins are throttled where they come from, never where they point to, so that no
+one can lock a customer out by guessing at their username (core/login_sources.py):
+
+- per (username, source): ``per_account`` failures within the window;
+- per source, all usernames: ``per_ip`` failures;
+- per network: ``per_network`` failures lock the network's sources that failed
+  themselves; a source of the network with no failure of its own is still heard.
+
+A throttled caller gets 30 for every password, right or wrong, so a storm learns nothing.
+An ApiKey (128 random bits, nothing to guess) is checked first and is never throttled.
+Each password check is counted as a failure *before* it runs and taken back when it
+succeeds, so a burst of parallel guesses cannot run more checks than the limit allows.
+An unknown username costs the same argon2 check as a wrong password and, unless
+``reveal_unknown`` is set, answers the same 30 (docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -11,20 +23,27 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 from dataclasses import dataclass
 
 from smsgate import errors
 from smsgate.core import passwords
 from smsgate.core.accounts import Account, api_key_hash, ip_allowed, is_usable, normalise_md5
+from smsgate.core.login_sources import login_source
 from smsgate.ports import Clock, Counters
 from smsgate.services.snapshot import SnapshotHolder
+
+# What an unknown username's guess is checked against, so it costs what a real one does.
+_DUMMY_HASH = passwords.hash_md5(secrets.token_hex(16))
 
 
 @dataclass(frozen=True, slots=True)
 class LoginLimits:
-    per_account: int = 10
-    per_ip: int = 30
+    per_account: int = 10  # per (username, source)
+    per_ip: int = 30  # per source, all usernames
     window_seconds: float = 300.0
+    per_network: int = 100
+    reveal_unknown: bool = False  # answer 40 (not 30) for an unknown username
 
 
 class Authenticator:
@@ -35,44 +54,41 @@ class Authenticator:
         self._counters = counters
         self._clock = clock
         self._limits = limits
+        self._lock = threading.Lock()  # the limit check and the reservation are one step
         # Verified MD5 values, remembered as HMACs under a per-process key, so that only
         # the first login after a start (or a password change) pays for argon2.
         self._mac_key = secrets.token_bytes(32)
         self._verified: set[bytes] = set()
 
     def is_fast(self, username: str, p: str) -> bool:
-        """False when authenticating would run argon2 (the caller may move it off-loop)."""
+        """False when authenticating may run argon2 (the caller moves it off the loop,
+        through its bounded queue of password checks)."""
         account = self._snapshot.current.accounts.get(username)
-        if account is None or api_key_hash(p) in account.api_key_hashes:
+        if account is not None and api_key_hash(p) in account.api_key_hashes:
             return True
         md5 = normalise_md5(p)
-        return md5 is None or self._mac(account, md5) in self._verified
+        if md5 is None:
+            return True
+        return account is not None and self._mac(account, md5) in self._verified
 
     def authenticate(self, username: str, p: str, ip: str) -> Account:
-        ip_key = f"login-fail:ip:{ip}"
-        if self._locked(ip_key, self._limits.per_ip):
-            raise errors.Rejected(errors.BAD_CREDENTIALS, "too many failed logins from this IP")
         account = self._snapshot.current.accounts.get(username)
-        if account is None:
-            self._record_failure(ip_key)
-            raise errors.Rejected(errors.NO_ACCOUNT, username)
-        account_key = f"login-fail:account:{account.id}"
-        if self._locked(account_key, self._limits.per_account):
-            raise errors.Rejected(errors.BAD_CREDENTIALS, "too many failed logins for this account")
-        if not self._credentials_ok(account, p):
-            self._record_failure(ip_key)
-            self._record_failure(account_key)
+        if account is not None and api_key_hash(p) in account.api_key_hashes:
+            return self._usable_from(account, ip)
+        keys = self._failure_keys(username, ip)
+        reserved_at = self._reserve(keys)
+        if not self._password_ok(account, p):
+            if account is None and self._limits.reveal_unknown:
+                raise errors.Rejected(errors.NO_ACCOUNT, username)
             raise errors.Rejected(errors.BAD_CREDENTIALS)
+        self._release(keys, reserved_at)
+        assert account is not None
         return self._usable_from(account, ip)
 
     def authenticate_api_key(self, key: str, ip: str) -> Account:
         """The JSON API's Bearer ApiKey: the key alone names the account."""
-        ip_key = f"login-fail:ip:{ip}"
-        if self._locked(ip_key, self._limits.per_ip):
-            raise errors.Rejected(errors.BAD_CREDENTIALS, "too many failed logins from this IP")
         account = self._snapshot.current.by_api_key.get(api_key_hash(key))
         if account is None:
-            self._record_failure(ip_key)
             raise errors.Rejected(errors.BAD_CREDENTIALS, "unknown ApiKey")
         return self._usable_from(account, ip)
 
@@ -83,12 +99,12 @@ class Authenticator:
             raise errors.Rejected(errors.IP_NOT_ALLOWED, ip)
         return account
 
-    def _credentials_ok(self, account: Account, p: str) -> bool:
-        # `p` may be an ApiKey or the MD5 of the password; both are 32 characters. Try both.
-        if api_key_hash(p) in account.api_key_hashes:
-            return True
+    def _password_ok(self, account: Account | None, p: str) -> bool:
         md5 = normalise_md5(p)
         if md5 is None:
+            return False
+        if account is None:
+            passwords.verify_md5(_DUMMY_HASH, md5)  # the same cost as a real account's
             return False
         mac = self._mac(account, md5)
         if mac in self._verified:
@@ -102,9 +118,35 @@ class Authenticator:
         message = f"{account.id}\0{account.password_hash}\0{md5}".encode()
         return hmac.new(self._mac_key, message, hashlib.sha256).digest()
 
-    def _locked(self, key: str, limit: int) -> bool:
-        since = self._clock.monotonic() - self._limits.window_seconds
-        return self._counters.hits_since(key, since) >= limit
+    # -- failed-login throttles ------------------------------------------------------
 
-    def _record_failure(self, key: str) -> None:
-        self._counters.record(key, self._clock.monotonic(), self._limits.window_seconds)
+    def _failure_keys(self, username: str, ip: str) -> tuple[str, str, str]:
+        source, network = login_source(ip)
+        return (
+            f"login-fail:user:{source}\0{username}",
+            f"login-fail:source:{source}",
+            f"login-fail:network:{network}",
+        )
+
+    def _reserve(self, keys: tuple[str, str, str]) -> float:
+        """Refuse a throttled caller, else count this attempt as a failure until it succeeds
+        (the time of the reservation is returned, to take it back with)."""
+        user_key, source_key, network_key = keys
+        limits = self._limits
+        with self._lock:
+            now = self._clock.monotonic()
+            since = now - limits.window_seconds
+            by_user = self._counters.hits_since(user_key, since)
+            by_source = self._counters.hits_since(source_key, since)
+            if by_user >= limits.per_account or by_source >= limits.per_ip:
+                raise errors.Rejected(errors.BAD_CREDENTIALS, "too many failed logins")
+            by_network = self._counters.hits_since(network_key, since)
+            if by_source and by_network >= limits.per_network:
+                raise errors.Rejected(errors.BAD_CREDENTIALS, "too many failed logins")
+            for key in keys:
+                self._counters.record(key, now, limits.window_seconds)
+        return now
+
+    def _release(self, keys: tuple[str, str, str], reserved_at: float) -> None:
+        for key in keys:  # dated like the reservation, so both are forgotten together
+            self._counters.record(key, reserved_at, self._limits.window_seconds, count=-1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import weakref
 from collections.abc import Iterator
@@ -22,16 +23,39 @@ HEAD_REVISION = "0009"
 
 
 def create_engine(url: str) -> sa.Engine:
-    """An engine with the settings smsgate relies on for durability."""
+    """An engine with the settings smsgate relies on for durability.
+
+    Statement parameters (phone numbers, content) are kept out of error messages, which
+    reach the logs.
+    """
     if url.startswith("sqlite"):
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
+            private_sqlite_file(Path(path))
+        engine = sa.create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         sa.event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return sa.create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=10, hide_parameters=True
+    )
+
+
+def private_sqlite_file(path: Path) -> None:
+    """The database readable by its owner only: its directory 0700, the file 0600 (made
+    so before SQLite opens it; its -wal and -shm files take the same mode); an older
+    install's are brought down to these modes."""
+    directory = path.parent
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = directory.stat()
+    if mode.st_mode & 0o077 and mode.st_uid == os.getuid():
+        directory.chmod(0o700)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        existing = path.with_name(path.name + suffix)
+        if existing.exists() and existing.stat().st_mode & 0o077:
+            existing.chmod(0o600)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -26,17 +26,29 @@ def bearer_account(deps: SmsbaoDeps) -> Callable[[Request], Awaitable[Account]]:
     return current_account
 
 
+# Ids are 64-bit signed integers in the database: anything larger is a 422, not a 500.
+MAX_ID = 2**63 - 1
+# A phone number as stored (digits, an optional +), for filters.
+PHONE_PATTERN = r"^\+?[0-9]{1,32}$"
+
+
 def cursor_id(cursor: str | None) -> int | None:
     """The id a `next_cursor` stands for."""
     if cursor is None:
         return None
-    if not cursor.isdigit():
+    if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 19 or int(cursor) > MAX_ID:
         raise errors.InvalidInput("cursor: pass the next_cursor of the previous page")
     return int(cursor)
 
 
 def as_utc(value: datetime | None) -> datetime | None:
-    """Times without a zone are read as UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
+    """The time in UTC; times without a zone are read as UTC. A time that is no longer
+    a date once in UTC (9999-12-31T23:59-23:59) is refused (422)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise errors.InvalidInput(f"{value.isoformat()} is out of range in UTC") from None

@@ -8,12 +8,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Query
+from fastapi import APIRouter, Depends, FastAPI, Path, Query
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from smsgate.api.smsbao import SmsbaoDeps
-from smsgate.api.v1.paging import as_utc, bearer_account, cursor_id
+from smsgate.api.v1.paging import MAX_ID, PHONE_PATTERN, as_utc, bearer_account, cursor_id
 from smsgate.api.v1.routes import ErrorBody
 from smsgate.core.accounts import Account
 from smsgate.core.pushes import PushAttempt
@@ -101,8 +101,12 @@ class ReplyPage(BaseModel):
 
 
 class SimulatedReply(BaseModel):
-    phone: str = Field(description="The number replying: one the account sent to")
-    content: str = Field(min_length=1, max_length=2000)
+    phone: str = Field(
+        description="The number replying: one the account sent to",
+        max_length=40,
+        pattern=r"^[^\x00-\x1f\x7f]*$",
+    )
+    content: str = Field(min_length=1, max_length=2000, pattern=r"^[^\x00]*$")
 
 
 def router(
@@ -116,7 +120,9 @@ def router(
     @api.get("/replies", response_model=ReplyPage, summary="The caller's replies, newest first")
     async def list_replies(
         account: Caller,
-        phone: Annotated[str | None, Query(description="Exact number as stored")] = None,
+        phone: Annotated[
+            str | None, Query(description="Exact number as stored", pattern=PHONE_PATTERN)
+        ] = None,
         state: Annotated[PushState | None, Query(description="Push state")] = None,
         since: Annotated[datetime | None, Query(description="Received at or after")] = None,
         until: Annotated[datetime | None, Query(description="Received before")] = None,
@@ -140,7 +146,9 @@ def router(
         )
 
     @api.get("/replies/{reply_id}", response_model=ReplyDetail, summary="One reply and its pushes")
-    async def get_reply(account: Caller, reply_id: int) -> ReplyDetail:
+    async def get_reply(
+        account: Caller, reply_id: Annotated[int, Path(ge=1, le=MAX_ID)]
+    ) -> ReplyDetail:
         found = await run_in_threadpool(inbound.reply, reply_id, account.username)
         attempts = await run_in_threadpool(inbound.attempts, reply_id)
         return ReplyDetail(
@@ -153,7 +161,7 @@ def router(
         summary="Push a finished reply again (a new series: 1, 3, 10 minutes)",
         responses={409: {"model": ErrorBody}},
     )
-    async def repush(account: Caller, reply_id: int) -> ReplyOut:
+    async def repush(account: Caller, reply_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> ReplyOut:
         found = await run_in_threadpool(inbound.repush, reply_id, account.username)
         wake()
         return ReplyOut.of(found)

@@ -6,7 +6,7 @@ Authentication is ``Authorization: Bearer <ApiKey>``; the key names the account.
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from smsgate import errors
 from smsgate.api.smsbao import SmsbaoDeps
-from smsgate.api.v1.paging import as_utc, bearer_account, cursor_id
+from smsgate.api.v1.paging import MAX_ID, PHONE_PATTERN, as_utc, bearer_account, cursor_id
 from smsgate.core.accounts import Account
 from smsgate.core.messages import Message, MessageFilter
 from smsgate.core.states import MessageState
@@ -121,9 +121,13 @@ def router(deps: SmsbaoDeps, store: AccountStore, messages: MessageReader) -> AP
     @api.get("/messages", response_model=MessagePage, summary="The caller's messages, newest first")
     async def list_messages(
         account: Caller,
-        phone: Annotated[str | None, Query(description="Exact number as stored")] = None,
+        phone: Annotated[
+            str | None, Query(description="Exact number as stored", pattern=PHONE_PATTERN)
+        ] = None,
         state: Annotated[MessageState | None, Query()] = None,
-        batch: Annotated[int | None, Query(description="One request's messages")] = None,
+        batch: Annotated[
+            int | None, Query(description="One request's messages", ge=1, le=MAX_ID)
+        ] = None,
         since: Annotated[
             datetime | None, Query(description="Created at or after (ISO 8601)")
         ] = None,
@@ -153,7 +157,9 @@ def router(deps: SmsbaoDeps, store: AccountStore, messages: MessageReader) -> AP
         )
 
     @api.get("/messages/{message_id}", response_model=MessageOut, summary="One message")
-    async def get_message(account: Caller, message_id: int) -> MessageOut:
+    async def get_message(
+        account: Caller, message_id: Annotated[int, Path(ge=1, le=MAX_ID)]
+    ) -> MessageOut:
         found = await run_in_threadpool(messages.message, message_id)
         if found is None or found.account != account.username:
             raise errors.NotFound(f"no message {message_id} for this account")
