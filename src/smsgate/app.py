@@ -10,7 +10,7 @@ import gc
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -27,9 +27,10 @@ from smsgate.api.v1 import replies as v1_replies
 from smsgate.api.v1 import routes as v1
 from smsgate.carriers.simulator import SimulatorCarrier, SimulatorConfig
 from smsgate.clock import SystemClock
-from smsgate.core.accounts import parse_cidr
+from smsgate.core.accounts import Product, parse_cidr
 from smsgate.core.frequency import FrequencyLimits
 from smsgate.core.replies import IncomingReply
+from smsgate.core.targets import TargetPolicy
 from smsgate.counters.memory import MemoryCounters, MemoryFrequencyState
 from smsgate.database import Database
 from smsgate.pushers.http import HttpPusher
@@ -126,7 +127,11 @@ def build_runtime(settings: Settings, database: Database, *, with_dispatcher: bo
 def _push_worker(settings: Settings, database: Database, clock: SystemClock) -> PushWorker:
     return PushWorker(
         SqlPushQueue(database.engine),
-        HttpPusher(settings.push_timeout_seconds, settings.push_concurrency),
+        HttpPusher(
+            settings.push_timeout_seconds,
+            settings.push_concurrency,
+            TargetPolicy.parse(settings.push_allowed_targets),
+        ),
         clock,
         PushSettings(
             node=uuid.uuid4().hex,
@@ -207,7 +212,15 @@ def create_app(
         lifespan=lifespan,
     )
     v1.install(app, deps, gw.store, gw.messages)
-    v1_replies.install(app, deps, gw.inbound, runtime.wake_pushes, simulator=settings.simulator_api)
+    v1_replies.install(
+        app,
+        deps,
+        gw.inbound,
+        runtime.wake_pushes,
+        simulator=None
+        if settings.simulator_api is False
+        else lambda: simulator_api_on(settings, runtime.snapshot.current.products.values()),
+    )
     app.add_route("/healthz", _healthz(runtime.health), methods=["GET"], include_in_schema=False)
     app.add_route("/", _home, methods=["GET"], include_in_schema=False)
     return smsbao.SmsbaoFront(deps, app)
@@ -236,6 +249,18 @@ def _tune_garbage_collector() -> None:
     """
     gc.freeze()
     gc.set_threshold(50_000, 10, 10)
+
+
+SIMULATOR_CARRIER = "simulator"
+
+
+def simulator_api_on(settings: Settings, products: Iterable[Product]) -> bool:
+    """Whether `POST /v1/simulator/replies` answers now: as set, or with the default
+    ``auto`` only while some product routes to the built-in simulator carrier (with real
+    carriers, made-up replies would reach customers' URLs as if users had sent them)."""
+    if settings.simulator_api != "auto":
+        return bool(settings.simulator_api)
+    return any(product.carrier == SIMULATOR_CARRIER for product in products)
 
 
 def _frequency_defaults(settings: Settings) -> FrequencyLimits:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from smsgate.clock import SystemClock
+from smsgate.core.targets import TargetPolicy
 from smsgate.services.admin import AdminService
 from smsgate.services.inbound import InboundService
 from smsgate.services.policy_admin import PolicyAdmin
@@ -50,7 +51,7 @@ class Database:
             store,
             policy,
             SqlMessageStore(engine),
-            AdminService(store, clock),
+            AdminService(store, clock, TargetPolicy.parse(settings.push_allowed_targets)),
             PolicyAdmin(policy, clock),
             replies,
             InboundService(replies, clock, settings.service_number),
