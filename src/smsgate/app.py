@@ -22,6 +22,7 @@ from starlette.types import ASGIApp
 
 from smsgate import __version__
 from smsgate.api import logging as access_logging
+from smsgate.api import metrics as observability
 from smsgate.api import smsbao
 from smsgate.api.v1 import replies as v1_replies
 from smsgate.api.v1 import routes as v1
@@ -29,6 +30,7 @@ from smsgate.carriers.simulator import SimulatorCarrier, SimulatorConfig
 from smsgate.clock import SystemClock
 from smsgate.core.accounts import Product, parse_cidr
 from smsgate.core.frequency import FrequencyLimits
+from smsgate.core.observed import Tally
 from smsgate.core.replies import IncomingReply
 from smsgate.core.targets import TargetPolicy
 from smsgate.counters.memory import MemoryCounters, MemoryFrequencyState
@@ -39,11 +41,13 @@ from smsgate.services.auth import Authenticator, LoginLimits
 from smsgate.services.dispatch import Dispatcher, DispatchSettings
 from smsgate.services.frequency import FrequencyGuard
 from smsgate.services.inbound import InboundService
+from smsgate.services.observed import CountingPusher
 from smsgate.services.push import PushSettings, PushWorker
 from smsgate.services.query import QueryService
 from smsgate.services.snapshot import SnapshotHolder
 from smsgate.settings import Settings, handed_over
 from smsgate.store.push_queue import SqlPushQueue
+from smsgate.store.stats import SqlStats
 from smsgate.store.writer import GroupCommitWriter
 
 log = logging.getLogger("smsgate")
@@ -61,6 +65,15 @@ class Runtime:
     health: DatabaseHealth
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     pushes: PushWorker | None = None  # runs wherever the dispatcher does
+    push_outcomes: Tally[str] = field(default_factory=Tally)  # /metrics
+    carriers: tuple[str, ...] = ()
+    started: bool = False
+
+    def carrier_statuses(self) -> dict[str, dict[str, object]]:
+        """Each carrier's link state for `/metrics` and `/readyz`; the carrier registry
+        will answer this itself (state, plus numeric fields such as inflight)."""
+        state = "started" if self.started else "stopped"
+        return {name: {"state": state} for name in self.carriers}
 
     def wake_pushes(self) -> None:
         if self.pushes is not None:
@@ -81,8 +94,10 @@ class Runtime:
         self.tasks.append(
             asyncio.create_task(_refresh_forever(self.snapshot, settings, self.health))
         )
+        self.started = True
 
     async def stop(self) -> None:
+        self.started = False
         for task in self.tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -105,11 +120,13 @@ def build_runtime(settings: Settings, database: Database, *, with_dispatcher: bo
         database.messages, settings.group_commit_wait_ms / 1000, settings.group_commit_max
     )
     dispatcher = pushes = None
+    push_outcomes: Tally[str] = Tally()
+    carriers = {"simulator": SimulatorCarrier(_simulator_config(settings))}
     if with_dispatcher:
-        pushes = _push_worker(settings, database, clock)
+        pushes = _push_worker(settings, database, clock, push_outcomes)
         dispatcher = Dispatcher(
             database.messages,
-            {"simulator": SimulatorCarrier(_simulator_config(settings))},
+            carriers,
             clock,
             DispatchSettings(
                 node=uuid.uuid4().hex,
@@ -121,17 +138,30 @@ def build_runtime(settings: Settings, database: Database, *, with_dispatcher: bo
             replies=_reply_intake(database.inbound, pushes),
         )
     health = DatabaseHealth(settings.snapshot_refresh_seconds)
-    return Runtime(database, snapshot, writer, dispatcher, frequency, pushes=pushes, health=health)
+    return Runtime(
+        database,
+        snapshot,
+        writer,
+        dispatcher,
+        frequency,
+        pushes=pushes,
+        health=health,
+        push_outcomes=push_outcomes,
+        carriers=tuple(carriers) if with_dispatcher else (),
+    )
 
 
-def _push_worker(settings: Settings, database: Database, clock: SystemClock) -> PushWorker:
+def _push_worker(
+    settings: Settings, database: Database, clock: SystemClock, outcomes: Tally[str]
+) -> PushWorker:
+    pusher = HttpPusher(
+        settings.push_timeout_seconds,
+        settings.push_concurrency,
+        TargetPolicy.parse(settings.push_allowed_targets),
+    )
     return PushWorker(
         SqlPushQueue(database.engine),
-        HttpPusher(
-            settings.push_timeout_seconds,
-            settings.push_concurrency,
-            TargetPolicy.parse(settings.push_allowed_targets),
-        ),
+        CountingPusher(pusher, outcomes),
         clock,
         PushSettings(
             node=uuid.uuid4().hex,
@@ -177,8 +207,11 @@ def create_app(
     )
     counters = MemoryCounters()
     dispatcher = runtime.dispatcher
+    metrics = observability.RequestMetrics(runtime.push_outcomes)
     deps = smsbao.SmsbaoDeps(
-        auth=Authenticator(runtime.snapshot, counters, clock, limits),
+        auth=Authenticator(
+            runtime.snapshot, counters, clock, limits, on_throttled=metrics.login_throttles.add
+        ),
         query=QueryService(gw.store, counters, clock, settings.query_interval_seconds),
         accept=AcceptService(
             runtime.snapshot,
@@ -223,7 +256,30 @@ def create_app(
     )
     app.add_route("/healthz", _healthz(runtime.health), methods=["GET"], include_in_schema=False)
     app.add_route("/", _home, methods=["GET"], include_in_schema=False)
-    return smsbao.SmsbaoFront(deps, app)
+    front = smsbao.SmsbaoFront(deps, app)
+    return _observed(app, front, settings, runtime, metrics)
+
+
+def _observed(
+    app: FastAPI,
+    front: ASGIApp,
+    settings: Settings,
+    runtime: Runtime,
+    metrics: observability.RequestMetrics,
+) -> ASGIApp:
+    """`/readyz` always; `/metrics` and the request counts unless turned off."""
+    stats = SqlStats(runtime.database.engine)
+    ready = observability.readyz_endpoint(
+        stats.ping, lambda: runtime.started, runtime.carrier_statuses
+    )
+    app.add_route("/readyz", ready, methods=["GET"], include_in_schema=False)  # type: ignore[arg-type]
+    if not settings.metrics:
+        return front
+    serve_metrics = observability.metrics_endpoint(
+        metrics, observability.DatabaseCounts(stats.counts), runtime.carrier_statuses
+    )
+    app.add_route("/metrics", serve_metrics, methods=["GET"], include_in_schema=False)  # type: ignore[arg-type]
+    return observability.MetricsFront(front, metrics)
 
 
 async def run_worker(settings: Settings) -> None:

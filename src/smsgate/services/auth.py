@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from smsgate import errors
@@ -29,8 +30,14 @@ class LoginLimits:
 
 class Authenticator:
     def __init__(
-        self, snapshot: SnapshotHolder, counters: Counters, clock: Clock, limits: LoginLimits
+        self,
+        snapshot: SnapshotHolder,
+        counters: Counters,
+        clock: Clock,
+        limits: LoginLimits,
+        on_throttled: Callable[[str], None] = lambda scope: None,  # metrics: "ip", "account"
     ) -> None:
+        self._on_throttled = on_throttled
         self._snapshot = snapshot
         self._counters = counters
         self._clock = clock
@@ -104,7 +111,10 @@ class Authenticator:
 
     def _locked(self, key: str, limit: int) -> bool:
         since = self._clock.monotonic() - self._limits.window_seconds
-        return self._counters.hits_since(key, since) >= limit
+        locked = self._counters.hits_since(key, since) >= limit
+        if locked:
+            self._on_throttled(key.split(":")[1])  # login-fail:<scope>:...
+        return locked
 
     def _record_failure(self, key: str) -> None:
         self._counters.record(key, self._clock.monotonic(), self._limits.window_seconds)
