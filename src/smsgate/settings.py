@@ -183,6 +183,11 @@ class Settings(BaseSettings):
         PushSchedule.from_minutes(value)  # the policy's own rule: positive, increasing
         return value
 
+    @field_validator("tls_cert", "tls_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
     @field_validator("trusted_proxies", "push_allowed_targets", mode="before")
     @classmethod
     def _split_csv(cls, value: Any) -> Any:
