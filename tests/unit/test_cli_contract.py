@@ -46,6 +46,8 @@ CONTRACT: dict[str, set[str]] = {
     "template reject": set(),
     "messages": {"--account", "--phone", "--state"},
     "config sample": set(),
+    "backup": set(),
+    "restore": {"--force"},
     "mo list": {"--account", "--state", "--unmatched"},
     "mo show": set(),
     "mo repush": set(),

@@ -70,6 +70,7 @@ def build() -> typer.Typer:
     try:  # the server's commands need the `server` extra; the client's do not
         from smsgate.cli import (
             accounts,
+            backups,
             messages,
             optouts,
             products,
@@ -97,6 +98,7 @@ def build() -> typer.Typer:
         optouts,
         messages,
         replies,
+        backups,
     ):
         group.register(app)
     return app

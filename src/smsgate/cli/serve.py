@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from smsgate import __version__, errors
-from smsgate.cli import serve_tls
+from smsgate.cli import datalock, serve_tls
 from smsgate.cli.context import DataDir, build_settings, open_database
 from smsgate.cli.output import out
 from smsgate.core.accounts import password_md5
@@ -75,6 +75,7 @@ def serve(
             "on SQLite one process dispatches: use `--workers N --no-worker` plus one "
             "`smsgate worker`, or PostgreSQL (SMSGATE_DATABASE_URL) to scale out"
         )
+    _hold_data_dir(settings)  # until this process exits: `smsgate restore` refuses meanwhile
     with open_database(settings=settings) as db:  # migrates a fresh database before serving
         demo_lines = _ensure_demo(db) if demo else []
     _banner(settings, demo_lines)
@@ -148,11 +149,18 @@ def worker(data_dir: DataDir = None) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s %(message)s")
     settings = build_settings(data_dir)
+    _hold_data_dir(settings)  # until this process exits: `smsgate restore` refuses meanwhile
     out.print(f"smsgate worker dispatching from {_describe_db(settings)}")
     try:
         asyncio.run(run_worker(settings))
     except KeyboardInterrupt:
         out.print("stopped")
+
+
+def _hold_data_dir(settings: Settings) -> None:
+    """Take the data dir's shared lock for this process's life (SQLite only)."""
+    if settings.database_url is None:
+        datalock.hold_shared(settings.data_dir)
 
 
 def migrate(data_dir: DataDir = None) -> None:
