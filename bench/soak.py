@@ -98,14 +98,16 @@ def sample(url: str, sid: int, gate_db: str | None, data_dir: Path, at: float) -
     )
 
 
-def grows(samples: list[Sample], field: str, share: float) -> str:
+def grows(samples: list[Sample], field: str, share: float, floor: float = 1.0) -> str:
+    """Flat or growing: the second half's mean against the first's, relative to the first
+    (at least ``floor``: a queue that moves between 5 and 10 with 700 req/s flowing is flat)."""
     half = len(samples) // 2
     if half < 2:
         return "too short to say"
     first = [getattr(s, field) for s in samples[:half]]
     second = [getattr(s, field) for s in samples[half:]]
-    base = max(sum(first) / len(first), 1.0)
-    change = (sum(second) / len(second) - base) / base
+    mean = sum(first) / len(first)
+    change = (sum(second) / len(second) - mean) / max(mean, floor)
     verdict = "flat" if change < share else "GROWS"
     return f"{verdict} ({change:+.1%})"
 
@@ -146,14 +148,15 @@ def report(args: argparse.Namespace, rate: float, peak: WrkResult | None, sample
         "",
         table(samples),
         "",
-        "Second half against the first: "
+        "Second half against the first (queues relative to at least one second of the "
+        "offered rate): "
         + ", ".join(
-            f"{name} {grows(samples, field, args.flat_share)}"
-            for name, field in (
-                ("RSS", "rss_mb"),
-                ("open files", "open_files"),
-                ("queue depth", "queue_depth"),
-                ("not final", "not_final"),
+            f"{name} {grows(samples, field, args.flat_share, floor)}"
+            for name, field, floor in (
+                ("RSS", "rss_mb", 1.0),
+                ("open files", "open_files", 1.0),
+                ("queue depth", "queue_depth", rate),
+                ("not final", "not_final", rate),
             )
         )
         + ".",

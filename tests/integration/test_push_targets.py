@@ -118,3 +118,16 @@ def test_a_redirect_to_an_internal_address_is_not_followed(receiver: Receiver) -
         assert push(pusher, public.url()) == (302, "moved")
         assert public.count() == 1
     assert receiver.count() == 0  # the Location was never requested
+
+
+def test_through_a_proxy_the_target_is_checked_before_the_proxy_is_asked(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The proxy (here: the receiver itself) would connect for us: it is never reached."""
+    monkeypatch.setenv("HTTP_PROXY", receiver.url(""))
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    pusher = HttpPusher(2.0, resolve=resolver({"receiver.example": ["10.0.0.7"]}))
+    with pytest.raises(errors.TargetRefused, match=r"receiver\.example resolves to 10\.0\.0\.7"):
+        push(pusher, "http://receiver.example/mo")
+    assert receiver.count() == 0
