@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -26,9 +27,11 @@ from smsgate.api import metrics as observability
 from smsgate.api import smsbao
 from smsgate.api.v1 import replies as v1_replies
 from smsgate.api.v1 import routes as v1
+from smsgate.carriers.registry import CarrierRegistry
 from smsgate.carriers.simulator import SimulatorCarrier, SimulatorConfig
 from smsgate.clock import SystemClock
 from smsgate.core.accounts import Product, parse_cidr
+from smsgate.core.carriers import SIMULATOR
 from smsgate.core.frequency import FrequencyLimits
 from smsgate.core.observed import Tally
 from smsgate.core.replies import IncomingReply
@@ -65,15 +68,15 @@ class Runtime:
     health: DatabaseHealth
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     pushes: PushWorker | None = None  # runs wherever the dispatcher does
+    carriers: CarrierRegistry | None = None  # runs wherever the dispatcher does
+    node: str = field(default_factory=lambda: uuid.uuid4().hex)
     push_outcomes: Tally[str] = field(default_factory=Tally)  # /metrics
-    carriers: tuple[str, ...] = ()
     started: bool = False
 
-    def carrier_statuses(self) -> dict[str, dict[str, object]]:
-        """Each carrier's link state for `/metrics` and `/readyz`; the carrier registry
-        will answer this itself (state, plus numeric fields such as inflight)."""
-        state = "started" if self.started else "stopped"
-        return {name: {"state": state} for name in self.carriers}
+    def carrier_statuses(self) -> dict[str, dict[str, Any]]:
+        """Each carrier's live state here, for `/metrics` and `/readyz` (none where no
+        dispatcher runs)."""
+        return self.carriers.statuses() if self.carriers is not None else {}
 
     def wake_pushes(self) -> None:
         if self.pushes is not None:
@@ -89,6 +92,10 @@ class Runtime:
         await self.writer.start()
         if self.dispatcher is not None:
             await self.dispatcher.start()
+        if self.carriers is not None and self.dispatcher is not None:
+            configs = await run_in_threadpool(self.database.carriers.carriers)
+            await self.carriers.start(self.dispatcher, configs)
+            self.tasks.append(asyncio.create_task(self._follow_carriers(self.carriers)))
         if self.pushes is not None:
             await self.pushes.start()
         self.tasks.append(
@@ -103,11 +110,37 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.writer.stop()
+        if self.carriers is not None:
+            await self.carriers.stop()
+            with contextlib.suppress(Exception):
+                await run_in_threadpool(self.database.carriers.forget_node, self.node)
         if self.dispatcher is not None:
             await self.dispatcher.stop()
         if self.pushes is not None:
             await self.pushes.stop()
         self.database.close()
+
+    async def _follow_carriers(self, registry: CarrierRegistry) -> None:
+        """Keep the running carriers in step with their configuration, and tell other
+        processes (`smsgate carrier show`) how they are doing."""
+        store = self.database.carriers
+        seen: object = None
+        while True:
+            await asyncio.sleep(CARRIER_SYNC_SECONDS)
+            try:
+                configs = await run_in_threadpool(store.carriers)
+                if configs != seen:
+                    changed = await registry.apply(configs)
+                    if changed:
+                        log.info("carriers reloaded: %s", ", ".join(changed))
+                    seen = configs
+                now = SystemClock().now()
+                await run_in_threadpool(store.report_status, self.node, registry.statuses(), now)
+            except Exception:  # keep the carriers that run; try again next time
+                log.exception("could not follow the carrier configuration")
+
+
+CARRIER_SYNC_SECONDS = 1.0  # a `carrier add/set/remove` is running within about this long
 
 
 def build_runtime(settings: Settings, database: Database, *, with_dispatcher: bool) -> Runtime:
@@ -119,14 +152,14 @@ def build_runtime(settings: Settings, database: Database, *, with_dispatcher: bo
     writer = GroupCommitWriter(
         database.messages, settings.group_commit_wait_ms / 1000, settings.group_commit_max
     )
-    dispatcher = pushes = None
+    dispatcher = pushes = registry = None
     push_outcomes: Tally[str] = Tally()
-    carriers = {"simulator": SimulatorCarrier(_simulator_config(settings))}
     if with_dispatcher:
         pushes = _push_worker(settings, database, clock, push_outcomes)
+        registry = CarrierRegistry({SIMULATOR: SimulatorCarrier(_simulator_config(settings))})
         dispatcher = Dispatcher(
             database.messages,
-            carriers,
+            registry.carriers,
             clock,
             DispatchSettings(
                 node=uuid.uuid4().hex,
@@ -136,6 +169,8 @@ def build_runtime(settings: Settings, database: Database, *, with_dispatcher: bo
                 single_node=database.engine.dialect.name == "sqlite",
             ),
             replies=_reply_intake(database.inbound, pushes),
+            rules=registry.rules,
+            routes=_routes(snapshot),
         )
     health = DatabaseHealth(settings.snapshot_refresh_seconds)
     return Runtime(
@@ -146,9 +181,19 @@ def build_runtime(settings: Settings, database: Database, *, with_dispatcher: bo
         frequency,
         pushes=pushes,
         health=health,
+        carriers=registry,
         push_outcomes=push_outcomes,
-        carriers=tuple(carriers) if with_dispatcher else (),
     )
+
+
+def _routes(snapshot: SnapshotHolder) -> Callable[[str], tuple[str, ...]]:
+    """A product's route as the current snapshot has it (a deleted product: none)."""
+
+    def route(product_id: str) -> tuple[str, ...]:
+        product = snapshot.current.products.get(product_id)
+        return product.route if product is not None else ()
+
+    return route
 
 
 def _push_worker(
@@ -307,16 +352,13 @@ def _tune_garbage_collector() -> None:
     gc.set_threshold(50_000, 10, 10)
 
 
-SIMULATOR_CARRIER = "simulator"
-
-
 def simulator_api_on(settings: Settings, products: Iterable[Product]) -> bool:
     """Whether `POST /v1/simulator/replies` answers now: as set, or with the default
     ``auto`` only while some product routes to the built-in simulator carrier (with real
     carriers, made-up replies would reach customers' URLs as if users had sent them)."""
     if settings.simulator_api != "auto":
         return bool(settings.simulator_api)
-    return any(product.carrier == SIMULATOR_CARRIER for product in products)
+    return any(SIMULATOR in product.route for product in products)
 
 
 def _frequency_defaults(settings: Settings) -> FrequencyLimits:

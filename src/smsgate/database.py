@@ -10,13 +10,17 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from smsgate.carriers.kinds import KindCatalog
 from smsgate.clock import SystemClock
+from smsgate.core.carriers import SIMULATOR
 from smsgate.core.targets import TargetPolicy
 from smsgate.services.admin import AdminService
+from smsgate.services.carrier_admin import CarrierAdmin
 from smsgate.services.inbound import InboundService
 from smsgate.services.policy_admin import PolicyAdmin
 from smsgate.settings import Settings
 from smsgate.store.admin import SqlAccountStore
+from smsgate.store.carriers import SqlCarrierStore
 from smsgate.store.db import create_engine, migrate, pending_migrations
 from smsgate.store.inbound import SqlInboundStore
 from smsgate.store.messages import SqlMessageStore
@@ -36,6 +40,8 @@ class Database:
     policy_admin: PolicyAdmin
     replies: SqlInboundStore
     inbound: InboundService
+    carriers: SqlCarrierStore
+    carrier_admin: CarrierAdmin
 
     @classmethod
     def open(cls, settings: Settings, *, migrate_schema: bool = True) -> Database:
@@ -44,6 +50,7 @@ class Database:
             migrate(engine)
         store, policy = SqlAccountStore(engine), SqlPolicyStore(engine)
         replies = SqlInboundStore(engine)
+        carriers = SqlCarrierStore(engine)
         clock = SystemClock()
         return cls(
             settings,
@@ -55,6 +62,8 @@ class Database:
             PolicyAdmin(policy, clock),
             replies,
             InboundService(replies, clock, settings.service_number),
+            carriers,
+            CarrierAdmin(carriers, KindCatalog(), clock, builtin=(SIMULATOR,)),
         )
 
     def close(self) -> None:

@@ -169,26 +169,44 @@ class Claimed(Protocol):
     @property
     def message(self) -> Outgoing: ...
     @property
-    def carrier(self) -> str: ...
+    def product_id(self) -> str: ...
     @property
     def created_at(self) -> datetime: ...
 
 
 class DeliverySink(Protocol):
-    """Where a carrier reports back: delivery reports and user replies (MO)."""
+    """Where a carrier reports back: delivery reports and user replies (MO).
+
+    Both return once what they carried is committed (a report that matches no message
+    returns once that is known): only then may a carrier answer its SMSC, so that an
+    answered report or reply is never lost in a crash.
+    """
 
     async def delivery_report(self, report: DeliveryReport) -> None: ...
     async def incoming(self, reply: IncomingReply) -> None: ...
 
 
 class Carrier(Protocol):
-    """A connection to an SMSC (or the simulator)."""
+    """A link to an SMSC, an upstream provider, or the simulator."""
 
     name: str
 
-    async def start(self, sink: DeliverySink) -> None: ...
-    async def stop(self) -> None: ...
-    async def submit(self, batch: Sequence[Outgoing]) -> list[SubmitResult]: ...
+    async def start(self, sink: DeliverySink) -> None:
+        """Connect in the background; never wait for the link here."""
+        ...
+
+    async def stop(self) -> None:
+        """Close the links; a submit written but not answered ends `unknown`."""
+        ...
+
+    async def submit(self, batch: Sequence[Outgoing]) -> list[SubmitResult]:
+        """One result per message, in order (see SubmitResult). Raising means nothing of
+        the batch was taken: it is queued again and the carrier cools off."""
+        ...
+
+    def status(self) -> Mapping[str, object]:
+        """Live state for operators, JSON-able and free of secrets: at least ``state``."""
+        ...
 
 
 class MessageReader(Protocol):

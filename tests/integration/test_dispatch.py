@@ -29,6 +29,7 @@ from smsgate.services.admin import AdminService
 from smsgate.services.dispatch import Dispatcher, DispatchSettings
 from smsgate.store import tables as t
 from smsgate.store.admin import SqlAccountStore
+from smsgate.store.catalog import SqlCatalog
 from smsgate.store.messages import SqlMessageStore
 from tests.support.clock import ManualClock
 
@@ -141,6 +142,12 @@ async def dispatching(
     node: str = "node-1",
     single_node: bool = True,
 ) -> AsyncIterator[Dispatcher]:
+    catalog = SqlCatalog(messages.engine)
+
+    def route(product_id: str) -> tuple[str, ...]:
+        products = {p.id: p for p in catalog.load_products()}
+        return products[product_id].route if product_id in products else ()
+
     dispatcher = Dispatcher(
         messages,
         {carrier.name: carrier},
@@ -152,11 +159,14 @@ async def dispatching(
             validity=timedelta(hours=1),
             single_node=single_node,
         ),
+        routes=route,
     )
     await dispatcher.start()
+    await carrier.start(dispatcher)
     try:
         yield dispatcher
     finally:
+        await carrier.stop()
         await dispatcher.stop()
 
 

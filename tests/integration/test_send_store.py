@@ -322,9 +322,10 @@ def test_claim_carries_what_the_carrier_needs(
     claimed = messages.claim("a", 10, clock.now())
     assert [c.message.phone for c in claimed] == list(PHONES[:2])
     assert {c.message.content for c in claimed} == {"【短信宝】长" * 12}
-    assert {(c.message.units, c.message.kind, c.carrier, c.account_id) for c in claimed} == {
-        (2, Kind.SMS, SIM, acct)
+    assert {(c.message.units, c.message.kind, c.product_id, c.account_id) for c in claimed} == {
+        (2, Kind.SMS, "general", acct)
     }
+    assert {c.message.ext_code for c in claimed} == {None}
     assert {c.created_at for c in claimed} == {clock.now()}
 
 

@@ -41,6 +41,16 @@ CONTRACT: dict[str, set[str]] = {
     "words import": set(),
     "product add": {"--carrier", "--price", "--template-required", "--private"},
     "product limits": {"--per-minute", "--per-hour", "--per-day"},
+    "product set": {"--carriers"},
+    "carrier add": {
+        "--kind", "--host", "--port", "--system-id", "--password", "--system-type",
+        "--source-addr", "--window", "--tps", "--binds", "--url", "--username",
+        "--access-key", "--secret", "--networks",
+    },
+    "carrier list": set(),
+    "carrier show": set(),
+    "carrier set": {"--enable", "--disable"},
+    "carrier remove": set(),
     "template add": {"--product"},
     "template approve": set(),
     "template reject": set(),
@@ -61,12 +71,6 @@ CONTRACT: dict[str, set[str]] = {
 
 # In design.md, not built yet: pinned here once they exist.
 PLANNED: dict[str, set[str]] = {
-    "carrier add": {"--kind", "--host", "--port", "--system-id", "--password", "--window"},
-    "carrier list": set(),
-    "carrier show": set(),
-    "carrier set": set(),
-    "carrier remove": set(),
-    "product set": {"--carriers"},
     "account set": {"--cmpp-sp-id", "--cmpp-secret"},
     "serve": {"--cmpp-port"},
     "operator create": set(),

@@ -46,15 +46,24 @@ def test_not_ready_says_which_part() -> None:
     response = readyz(
         down,
         started=False,
-        carriers={"simulator": {"state": "started"}, "smpp1": {"state": "connecting"}},
+        carriers={"simulator": {"state": "ready"}, "smpp1": {"state": "broken"}},
     )
     assert response.status_code == 503
     assert response.json() == {
         "status": "not ready",
         "server": "starting",
         "database": "connection refused",
-        "carriers": {"smpp1": "connecting"},
+        "carriers": {"smpp1": "broken"},
     }
+
+
+def test_a_link_that_is_down_is_reported_but_the_node_stays_ready() -> None:
+    response = readyz(
+        lambda: None,
+        carriers={"simulator": {"state": "ready"}, "smpp1": {"state": "connecting"}},
+    )
+    assert response.status_code == 200
+    assert response.json()["links_down"] == {"smpp1": "connecting"}
 
 
 @pytest.mark.parametrize(

@@ -104,8 +104,10 @@ def _product(carrier: str) -> Product:
     ("setting", "carriers", "on"),
     [
         ("auto", ["simulator"], True),
-        ("auto", ["smpp1", "simulator"], True),
+        ("auto", ["smpp1,simulator"], True),
+        ("auto", ["smpp1, simulator"], True),
         ("auto", ["smpp1"], False),
+        ("auto", ["simulator2"], False),
         ("auto", [], False),
         (True, ["smpp1"], True),
         (False, ["simulator"], False),

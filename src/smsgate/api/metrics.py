@@ -38,7 +38,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from smsgate import errors
 from smsgate.api.absolute_form import origin_form
 from smsgate.api.smsbao import PATHS
-from smsgate.core.observed import UP_STATES, QueueCounts, Tally, carrier_problems
+from smsgate.core.observed import (
+    UP_STATES,
+    QueueCounts,
+    Tally,
+    carriers_not_started,
+    links_down,
+)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 SENDING = frozenset({"sms", "intl", "voice"})  # the endpoints whose latency is "accept"
@@ -256,7 +262,12 @@ def metrics_endpoint(
 def readyz_endpoint(
     ping: Callable[[], None], started: Callable[[], bool], carriers: CarrierStatuses
 ) -> Callable[[Request], object]:
-    """Ready: started, the database answers a query now, every carrier is up."""
+    """Ready: started, the database answers a query now, every carrier started.
+
+    A carrier whose link is down is listed (``links_down``) but does not make the node
+    unready: it still accepts and queues, and a load balancer taking every node out
+    because one upstream link flaps would stop the sending for good.
+    """
 
     async def readyz(_request: Request) -> Response:
         problems: dict[str, object] = {}
@@ -265,12 +276,17 @@ def readyz_endpoint(
         database = await _database_problem(ping)
         if database is not None:
             problems["database"] = database
-        down = carrier_problems(carriers())
-        if down:
-            problems["carriers"] = down
+        statuses = carriers()
+        not_started = carriers_not_started(statuses)
+        if not_started:
+            problems["carriers"] = not_started
         if problems:
             return JSONResponse({"status": "not ready", **problems}, status_code=503)
-        return JSONResponse({"status": "ready", "database": "ok", "carriers": "ok"})
+        body: dict[str, object] = {"status": "ready", "database": "ok", "carriers": "ok"}
+        down = links_down(statuses)
+        if down:
+            body["links_down"] = down
+        return JSONResponse(body)
 
     return readyz
 

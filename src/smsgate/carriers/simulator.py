@@ -48,6 +48,8 @@ class SimulatorCarrier:
         self._sink: DeliverySink | None = None
         self._throttled: set[int] = set()
         self._pending: set[asyncio.Task[None]] = set()
+        self._submitted = 0
+        self._last_report_at: datetime | None = None
 
     async def start(self, sink: DeliverySink) -> None:
         self._sink = sink
@@ -58,6 +60,15 @@ class SimulatorCarrier:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    def status(self) -> dict[str, object]:
+        return {
+            "state": "ready" if self._sink is not None else "stopped",
+            "kind": "simulator",
+            "submitted": self._submitted,
+            "reports_pending": len(self._pending),
+            "last_receipt_at": self._last_report_at,
+        }
+
     async def inject_reply(self, phone: str, content: str, dest: str | None = None) -> None:
         """A user reply, handed to the sink as an SMSC's MO would be (console, tests)."""
         if self._sink is None:
@@ -67,6 +78,7 @@ class SimulatorCarrier:
     async def submit(self, batch: Sequence[Outgoing]) -> list[SubmitResult]:
         reports: list[tuple[str, MessageState, str | None]] = []
         results = [self._submit_one(message, reports) for message in batch]
+        self._submitted += sum(1 for r in results if r.accepted)
         if reports:  # one timer for the batch, not a task per message
             task = asyncio.create_task(self._report_later(reports))
             self._pending.add(task)
@@ -99,9 +111,15 @@ class SimulatorCarrier:
         await asyncio.sleep(self._config.delay_seconds)
         if self._sink is None:
             return
-        at = datetime.now(UTC)
-        for ref, state, error in reports:
-            await self._sink.delivery_report(DeliveryReport(self.name, ref, state, error, at))
+        at = self._last_report_at = datetime.now(UTC)
+        sink = self._sink
+        # All at once: the sink applies queued reports in one transaction.
+        await asyncio.gather(
+            *(
+                sink.delivery_report(DeliveryReport(self.name, ref, state, error, at))
+                for ref, state, error in reports
+            )
+        )
 
 
 def _ends(phone: str, suffix: str) -> bool:

@@ -71,6 +71,7 @@ def build() -> typer.Typer:
         from smsgate.cli import (
             accounts,
             backups,
+            carriers,
             messages,
             optouts,
             products,
@@ -91,6 +92,7 @@ def build() -> typer.Typer:
     for group in (
         serve,
         accounts,
+        carriers,
         signatures,
         products,
         words,

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from smsgate.cli.context import DataDir, open_database
-from smsgate.cli.output import out, print_table
+from smsgate.cli.output import out, print_table, say
 from smsgate.cli.values import NUMERIC_ARGS, Cap, Reset, caps, show_caps, whole_number
 from smsgate.core.accounts import Product
 
@@ -26,7 +26,14 @@ def register(app: typer.Typer) -> None:
 def product_add(
     product_id: Annotated[str, typer.Argument(metavar="ID", help="The `g` value clients send.")],
     name: Annotated[str, typer.Argument(metavar="NAME")],
-    carrier: Annotated[str, typer.Option(help="Carrier connector name.")] = "simulator",
+    carrier: Annotated[
+        str,
+        typer.Option(
+            "--carrier",
+            "--carriers",
+            help="Carrier, or carriers in order of failover: A,B (see `smsgate carrier list`).",
+        ),
+    ] = "simulator",
     price: Annotated[str, typer.Option(help="Units charged per message unit.")] = "1",
     template_required: Annotated[
         bool, typer.Option("--template-required", help="Only approved templates (54).")
@@ -45,13 +52,31 @@ def product_add(
     out.print(f"added product {product_id} ({name})")
 
 
+@group.command("set")
+def product_set(
+    product_id: ProductId,
+    carriers: Annotated[
+        str,
+        typer.Option(
+            help="Carriers in order: messages go to the first that serves the number and is "
+            "up; one that fails is skipped for its cooling period (never sending twice).",
+        ),
+    ],
+    data_dir: DataDir = None,
+) -> None:
+    """Route a product's messages through carriers, with failover in the order given."""
+    with open_database(data_dir) as db:
+        route = db.carrier_admin.set_route(product_id, carriers)
+    say(f"product {product_id} now routes through {' -> '.join(route)}")
+
+
 @group.command("list")
 def product_list(data_dir: DataDir = None) -> None:
     """All products."""
     with open_database(data_dir) as db:
         products = db.admin.products()
     print_table(
-        ("id", "name", "price", "carrier", "template", "visibility"),
+        ("id", "name", "price", "carriers", "template", "visibility"),
         (
             (
                 p.id,

@@ -118,9 +118,13 @@ class Product:
     id: str
     name: str
     price: int
-    carrier: str
+    carrier: str  # the route: carrier names in order of preference, comma-separated
     template_required: bool
     private: bool
+
+    @property
+    def route(self) -> tuple[str, ...]:
+        return tuple(name for name in (n.strip() for n in self.carrier.split(",")) if name)
 
 
 class LedgerKind(StrEnum):

@@ -48,17 +48,32 @@ class Outgoing:
     phone: str
     content: str
     kind: Kind
-    units: int
+    units: int  # billed units: a carrier sends this many parts (see core/units.py)
+    ext_code: str | None = None  # the account's extended code: appended to the source address
 
 
 @dataclass(frozen=True, slots=True)
 class SubmitResult:
-    """A carrier's answer to one submit: a reference, a refusal, or "try later"."""
+    """A carrier's answer to one submit.
+
+    Exactly one outcome: taken (``carrier_ref``), refused for good (``error``: the
+    message fails and is refunded), not taken (``retry_after``: it certainly did not go
+    out and is queued again), or maybe taken (``unknown``: the link or process died
+    between writing the submit and reading its answer; it is never sent again).
+    """
 
     message_id: int
     carrier_ref: str | None = None
     error: str | None = None
-    retry_after: float | None = None  # seconds; set when the carrier throttles
+    retry_after: float | None = None  # seconds
+    # Taken in several parts: every part's reference in part order (``carrier_ref`` is
+    # the first); each part's delivery report is kept and the message settles with the last.
+    part_refs: tuple[str, ...] = ()
+    unknown: str | None = None  # why the outcome is unknown
+    # With ``retry_after``: the carrier itself is failing (down, out of balance, an
+    # upstream fault), not this message; routing skips it for a while and uses the next.
+    fault: bool = False
+    carrier: str = ""  # the carrier that answered: stamped by the dispatcher
 
     @property
     def accepted(self) -> bool:

@@ -7,7 +7,7 @@ come from fixed sets (endpoint names, wire codes, outcome kinds), never from inp
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -42,13 +42,27 @@ class QueueCounts:
     paused_accounts: int = 0  # accounts whose reply pushes are paused now
 
 
+# A carrier's ``state``: its link is up in these; in NOT_STARTED it was never started (or
+# its configuration is broken); anything else is a link that is down or coming up.
 UP_STATES = frozenset({"started", "connected", "bound", "ready", "up"})
+NOT_STARTED = frozenset({"stopped", "broken", "starting"})
 
 
-def carrier_problems(statuses: Mapping[str, Mapping[str, object]]) -> dict[str, str]:
-    """The carriers that are not up, with their state; empty when every one is."""
+def carriers_not_started(statuses: Mapping[str, Mapping[str, object]]) -> dict[str, str]:
+    """The carriers that did not start, with their state (`/readyz` is 503 for these)."""
+    return _in_state(statuses, lambda state: state in NOT_STARTED)
+
+
+def links_down(statuses: Mapping[str, Mapping[str, object]]) -> dict[str, str]:
+    """Started carriers whose link is not up: reported, but the node still accepts."""
+    return _in_state(statuses, lambda state: state not in UP_STATES | NOT_STARTED)
+
+
+def _in_state(
+    statuses: Mapping[str, Mapping[str, object]], wanted: Callable[[str], bool]
+) -> dict[str, str]:
     return {
-        name: str(status.get("state", "unknown"))
+        name: state
         for name, status in statuses.items()
-        if str(status.get("state", "")) not in UP_STATES
+        if wanted(state := str(status.get("state", "unknown")))
     }

@@ -107,6 +107,15 @@ def carrier_of(national: str) -> Carrier:
     return _carrier(national, phonenumbers.parse("+86" + national))
 
 
+def network_of(national: str) -> Carrier:
+    """Like :func:`carrier_of` for a stored mainland number, decided once per block."""
+    if national.startswith(_VIRTUAL_PREFIXES):
+        return Carrier.VIRTUAL
+    if len(national) != 11 or not national.isdigit():
+        return Carrier.UNKNOWN
+    return _block(national[:_BLOCK_DIGITS]) or Carrier.UNKNOWN
+
+
 def _carrier(national: str, number: phonenumbers.PhoneNumber) -> Carrier:
     if national.startswith(_VIRTUAL_PREFIXES):
         return Carrier.VIRTUAL

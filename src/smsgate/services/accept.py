@@ -116,7 +116,7 @@ class AcceptService:
             content=content,
             units=message_units,
             price=product.price,
-            carrier=product.carrier,
+            carrier=product.route[0] if product.route else "",
             client_ip=request.client_ip,
             at=self._clock.now(),
         )

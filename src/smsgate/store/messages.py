@@ -31,6 +31,7 @@ from smsgate.core.states import (
 from smsgate.store import tables as t
 from smsgate.store.db import GroupRolledBack, reading, writing
 from smsgate.store.ledger import post
+from smsgate.store.parts import PartHit, apply_part_reports, record_parts, settled_messages
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +102,19 @@ def _states_sql(states: frozenset[MessageState]) -> str:
 
 # Per-message updates of a dispatch round or a batch of delivery reports, for the driver's
 # executemany (see _insert_rows); "?" becomes the driver's own placeholder.
+# An empty carrier name (a result no dispatcher stamped) keeps the stored one.
 _SUBMITTED = (
-    "UPDATE messages SET state = ?, carrier_ref = ?, submitted_at = ? "
+    "UPDATE messages SET state = ?, carrier = COALESCE(NULLIF(?, ''), carrier), "
+    "carrier_ref = ?, submitted_at = ? "
     f"WHERE id = ? AND {_states_sql(sources(S.SUBMITTED))}"
 )
 _LATE_REF = (
-    "UPDATE messages SET carrier_ref = ?, submitted_at = ? "
-    f"WHERE id = ? AND state = '{S.UNKNOWN.value}' AND carrier_ref IS NULL"
+    "UPDATE messages SET carrier = COALESCE(NULLIF(?, ''), carrier), carrier_ref = ?, "
+    f"submitted_at = ? WHERE id = ? AND state = '{S.UNKNOWN.value}' AND carrier_ref IS NULL"
+)
+_MAYBE_TAKEN = (
+    "UPDATE messages SET state = ?, carrier = COALESCE(NULLIF(?, ''), carrier), error = ?, "
+    f"submitted_at = ? WHERE id = ? AND {_states_sql(sources(S.UNKNOWN))}"
 )
 _SETTLE = "UPDATE messages SET state = ?, error = ?, done_at = ? WHERE id = ? AND state = ?"
 _RETRY_LATER = (
@@ -121,7 +128,7 @@ _DEQUEUE = _o.delete().where(_o.c.message_id.in_(sa.bindparam("ids", expanding=T
 @dataclass(frozen=True, slots=True)
 class Claimed:
     message: Outgoing
-    carrier: str
+    product_id: str
     account_id: int
     created_at: datetime
 
@@ -293,24 +300,27 @@ class SqlMessageStore:
                 .where(t.outbox.c.message_id.in_(ids))
                 .values(claimed_by=node, claimed_at=now, attempts=t.outbox.c.attempts + 1)
             )
+            m = t.messages
             rows = conn.execute(
                 sa.select(
-                    t.messages.c.id,
-                    t.messages.c.phone,
-                    t.messages.c.content,
-                    t.messages.c.kind,
-                    t.messages.c.units,
-                    t.messages.c.carrier,
-                    t.messages.c.account_id,
-                    t.messages.c.created_at,
+                    m.c.id,
+                    m.c.phone,
+                    m.c.content,
+                    m.c.kind,
+                    m.c.units,
+                    m.c.product_id,
+                    m.c.account_id,
+                    m.c.created_at,
+                    t.accounts.c.ext_code,
                 )
-                .where(t.messages.c.id.in_(ids))
-                .order_by(t.messages.c.id)
+                .join(t.accounts, t.accounts.c.id == m.c.account_id)
+                .where(m.c.id.in_(ids))
+                .order_by(m.c.id)
             ).all()
             return [
                 Claimed(
-                    Outgoing(r.id, r.phone, r.content, Kind(r.kind), r.units),
-                    r.carrier,
+                    Outgoing(r.id, r.phone, r.content, Kind(r.kind), r.units, r.ext_code),
+                    r.product_id,
                     r.account_id,
                     r.created_at,
                 )
@@ -318,13 +328,30 @@ class SqlMessageStore:
             ]
 
     def record_submits(self, results: Sequence[SubmitResult], now: datetime) -> None:
-        """Store what the carrier answered: submitted, failed (refunded) or try later."""
+        """Store what the carrier answered: submitted, maybe taken (`unknown`), try later,
+        or failed (refunded)."""
         taken = [r for r in results if r.accepted]
-        later = [r for r in results if not r.accepted and r.retry_after is not None]
-        refused = [r for r in results if not r.accepted and r.retry_after is None]
+        maybe = [r for r in results if not r.accepted and r.unknown is not None]
+        later = [
+            r for r in results if not r.accepted and r.unknown is None and r.retry_after is not None
+        ]
+        refused = [
+            r for r in results if not r.accepted and r.unknown is None and r.retry_after is None
+        ]
         with writing(self.engine) as conn:
             if taken:
                 self._submitted(conn, taken, now)
+            if maybe:
+                at = _time_binder(conn)(now)
+                _execute_many(
+                    conn,
+                    _MAYBE_TAKEN,
+                    [
+                        (S.UNKNOWN.value, r.carrier, (r.unknown or "")[:200], at, r.message_id)
+                        for r in maybe
+                    ],
+                )
+                conn.execute(_DEQUEUE, {"ids": [r.message_id for r in maybe]})
             if later:
                 conn.execute(
                     _RETRY_LATER,
@@ -346,11 +373,12 @@ class SqlMessageStore:
 
     def _submitted(self, conn: sa.Connection, taken: Sequence[SubmitResult], now: datetime) -> None:
         at = _time_binder(conn)(now)
-        refs = [(r.carrier_ref, at, r.message_id) for r in taken]
+        refs = [(r.carrier, r.carrier_ref, at, r.message_id) for r in taken]
         _execute_many(conn, _SUBMITTED, [(S.SUBMITTED.value, *ref) for ref in refs])
         # A message reaped as `unknown` while its (slow) submit was out stays unknown, but
         # keeps the carrier's reference, so that its delivery report can still settle it.
         _execute_many(conn, _LATE_REF, refs)
+        record_parts(conn, [r for r in taken if len(r.part_refs) > 1])
         conn.execute(_DEQUEUE, {"ids": [r.message_id for r in taken]})
 
     def _fail_unsent(
@@ -435,33 +463,56 @@ class SqlMessageStore:
         False. The messages are read under the write lock, each report is judged by the
         state machine (core/states.py), and the moves are written with one executemany.
         """
+        with writing(self.engine) as conn:
+            # Reports of a part of a multi-part message settle the part; the message
+            # follows when its last part has a report (store/parts.py).
+            by_part = apply_part_reports(conn, reports, self._postgres)
+            whole = [r for r, hit in zip(reports, by_part, strict=True) if hit is None]
+            self._settle_from_parts(conn, [hit for hit in by_part if hit])
+            settled_whole = self._apply_whole(conn, whole)
+            settled_iter = iter(settled_whole)
+            return [next(settled_iter) if hit is None else hit.stored for hit in by_part]
+
+    def _settle_from_parts(self, conn: sa.Connection, hits: Sequence[PartHit]) -> None:
+        """Messages whose last part just got its report: delivered, or not."""
+        at = _time_binder(conn)
+        moves = []
+        for message_id, state, error, when in settled_messages(conn, hits):
+            row = conn.execute(
+                sa.select(t.messages.c.state).where(t.messages.c.id == message_id)
+            ).first()
+            if row is None or MessageState(row.state) not in report_sources(state):
+                continue
+            moves.append((state.value, error, at(when), message_id, row.state))
+        _execute_many(conn, _SETTLE, moves)
+
+    def _apply_whole(self, conn: sa.Connection, reports: Sequence[DeliveryReport]) -> list[bool]:
         m = t.messages
         by_carrier: dict[str, set[str]] = defaultdict(set)
         for r in reports:
             by_carrier[r.carrier].add(r.carrier_ref)
-        with writing(self.engine) as conn:
-            at = _time_binder(conn)
-            found: dict[tuple[str, str], tuple[int, MessageState]] = {}
-            for carrier, refs in by_carrier.items():
-                query = sa.select(m.c.id, m.c.carrier_ref, m.c.state).where(
-                    m.c.carrier == carrier, m.c.carrier_ref.in_(refs)
-                )
-                if self._postgres:
-                    query = query.with_for_update()
-                for row in conn.execute(query):
-                    found[(carrier, row.carrier_ref)] = (row.id, MessageState(row.state))
-            settled: list[bool] = []
-            moves: list[tuple[Any, ...]] = []
-            for r in reports:
-                hit = found.get((r.carrier, r.carrier_ref))
-                if hit is None or hit[1] not in report_sources(r.state):
-                    settled.append(False)
-                    continue
-                message_id, old = hit
-                found[(r.carrier, r.carrier_ref)] = (message_id, r.state)  # a duplicate now fails
-                moves.append((r.state.value, r.error, at(r.at), message_id, old.value))
-                settled.append(True)
-            _execute_many(conn, _SETTLE, moves)
+        at = _time_binder(conn)
+        found: dict[tuple[str, str], tuple[int, MessageState]] = {}
+        for carrier, refs in by_carrier.items():
+            query = sa.select(m.c.id, m.c.carrier_ref, m.c.state).where(
+                m.c.carrier == carrier, m.c.carrier_ref.in_(refs)
+            )
+            if self._postgres:
+                query = query.with_for_update()
+            for row in conn.execute(query):
+                found[(carrier, row.carrier_ref)] = (row.id, MessageState(row.state))
+        settled: list[bool] = []
+        moves: list[tuple[Any, ...]] = []
+        for r in reports:
+            hit = found.get((r.carrier, r.carrier_ref))
+            if hit is None or hit[1] not in report_sources(r.state):
+                settled.append(False)
+                continue
+            message_id, old = hit
+            found[(r.carrier, r.carrier_ref)] = (message_id, r.state)  # a duplicate now fails
+            moves.append((r.state.value, r.error, at(r.at), message_id, old.value))
+            settled.append(True)
+        _execute_many(conn, _SETTLE, moves)
         return settled
 
     # -- reading ----------------------------------------------------------------------

@@ -100,7 +100,8 @@ products = sa.Table(
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("name", sa.String(100), nullable=False),
     sa.Column("price", sa.Integer(), nullable=False, server_default="1"),
-    sa.Column("carrier", sa.String(64), nullable=False, server_default="simulator"),
+    # The route: carrier names in order of preference, comma-separated (failover).
+    sa.Column("carrier", sa.String(400), nullable=False, server_default="simulator"),
     sa.Column("template_required", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("private", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("created_at", UTCDateTime(), nullable=False),
@@ -262,6 +263,21 @@ messages = sa.Table(
     sa.Index(None, "created_at"),
 )
 
+# The parts of a message a carrier took in several parts, each with its own reference
+# and delivery report; the message settles when the last part has its report.
+message_parts = sa.Table(
+    "message_parts",
+    metadata,
+    sa.Column("message_id", BigId, sa.ForeignKey("messages.id"), primary_key=True),
+    sa.Column("part", sa.Integer(), primary_key=True),  # 1-based, in sending order
+    sa.Column("carrier", sa.String(64), nullable=False),
+    sa.Column("carrier_ref", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(16), nullable=True),  # NULL until its report arrives
+    sa.Column("error", sa.String(200), nullable=True),
+    sa.Column("reported_at", UTCDateTime(), nullable=True),
+    sa.Index(None, "carrier", "carrier_ref"),
+)
+
 # The queue the dispatcher claims from; a row leaves when its message is submitted.
 outbox = sa.Table(
     "outbox",
@@ -342,4 +358,32 @@ push_circuit = sa.Table(
     _account_fk(primary_key=True),
     sa.Column("paused_until", UTCDateTime(), nullable=True),
     sa.Column("counted_since", UTCDateTime(), nullable=True),
+)
+
+
+# -- carriers ---------------------------------------------------------------------------
+
+# A configured carrier link (SMPP, CMPP, an upstream HTTP provider, a simulator).
+# ``options`` is the kind's settings as JSON, secrets included: the database is the
+# configuration store; nothing that prints a carrier shows them.
+carriers = sa.Table(
+    "carriers",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("options", sa.Text(), nullable=False, server_default="{}"),
+    sa.Column("enabled", sa.Boolean(), nullable=False, server_default=sa.true()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# What each running node last saw of each carrier (bound, window, errors...), written
+# every few seconds, so that `smsgate carrier show` in another process can tell.
+carrier_status = sa.Table(
+    "carrier_status",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("node", sa.String(40), primary_key=True),
+    sa.Column("status", sa.Text(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
 )

@@ -1,0 +1,177 @@
+"""Carrier kinds: the options each kind of link takes and how to build one from them.
+
+An operator configures carriers with `smsgate carrier add NAME --kind K ...`; the options
+are checked here, stored as JSON, and a running server builds the carrier from them.
+Options common to every kind are read by routing, not by the carrier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from smsgate.carriers.simulator import SimulatorCarrier, SimulatorConfig
+from smsgate.core.carriers import CarrierConfig
+from smsgate.core.routing import Rules, parse_networks
+from smsgate.ports import Carrier
+
+SHOWN_SECRET = "set"  # what a listing prints in place of a secret
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    name: str
+    type: type  # str, int, float or bool
+    help: str
+    default: Any = None
+    required: bool = False
+    secret: bool = False
+    choices: tuple[str, ...] = ()
+
+    def convert(self, value: Any) -> Any:
+        """The value in this option's type; text from the command line is parsed."""
+        try:
+            if self.type is bool and isinstance(value, str):
+                lowered = value.strip().lower()
+                if lowered not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+                    raise ValueError(value)
+                converted: Any = lowered in {"1", "true", "yes", "on"}
+            else:
+                converted = self.type(value)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{self.name} must be {_TYPE_NAMES[self.type]}, not {value!r}"
+            ) from None
+        if self.choices and converted not in self.choices:
+            raise ValueError(f"{self.name} must be one of {', '.join(self.choices)}")
+        if self.type in (int, float) and converted < 0:
+            raise ValueError(f"{self.name} must not be negative")
+        return converted
+
+
+_TYPE_NAMES = {str: "text", int: "a whole number", float: "a number", bool: "true or false"}
+
+# Read by routing and the dispatcher for every kind.
+COMMON_OPTIONS = (
+    Option(
+        "networks",
+        str,
+        "Networks this carrier serves: cmcc,cucc,ctcc,cbn,virtual,intl (empty: every number).",
+        default="",
+    ),
+    Option(
+        "cooling_seconds",
+        float,
+        "After a fault (down, out of balance), skip this carrier for so long.",
+        default=30.0,
+    ),
+    Option(
+        "report_timeout_hours",
+        float,
+        "A message with no final report this long after submission becomes `unknown`.",
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CarrierKind:
+    name: str
+    summary: str
+    options: tuple[Option, ...]
+    build: Callable[[str, Mapping[str, Any]], Carrier]
+
+    def all_options(self) -> tuple[Option, ...]:
+        return COMMON_OPTIONS + self.options
+
+    def validate(
+        self, given: Mapping[str, Any], base: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """``base`` (the stored options) updated with ``given``, checked and typed.
+
+        Raises ValueError naming the option and what to do.
+        """
+        known = {o.name: o for o in self.all_options()}
+        unknown = sorted(set(given) - known.keys())
+        if unknown:
+            raise ValueError(
+                f"kind {self.name} has no option {', '.join(unknown)}; "
+                f"its options: {', '.join(known)}"
+            )
+        merged = {k: v for k, v in (base or {}).items() if k in known}
+        merged.update({k: known[k].convert(v) for k, v in given.items() if v is not None})
+        for option in self.all_options():
+            if option.name not in merged and option.default is not None:
+                merged[option.name] = option.default
+        missing = [o.name for o in self.all_options() if o.required and o.name not in merged]
+        if missing:
+            flags = ", ".join("--" + m.replace("_", "-") for m in missing)
+            raise ValueError(f"kind {self.name} needs {flags}")
+        parse_networks(str(merged.get("networks", "")))  # raises with the known names
+        return merged
+
+    def shown(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The options as they may be printed: secrets replaced."""
+        secret = {o.name for o in self.all_options() if o.secret}
+        return {k: (SHOWN_SECRET if k in secret and v else v) for k, v in options.items()}
+
+
+def _simulator(name: str, options: Mapping[str, Any]) -> Carrier:
+    return SimulatorCarrier(
+        SimulatorConfig(
+            delay_seconds=options.get("delay_seconds", 0.5),
+            failure_ratio=options.get("failure_ratio", 0.0),
+            fail_suffix=options.get("fail_suffix", ""),
+            stall_suffix=options.get("stall_suffix", ""),
+            throttle_suffix=options.get("throttle_suffix", ""),
+            reject_suffix=options.get("reject_suffix", ""),
+        ),
+        name=name,
+    )
+
+
+SIMULATOR_KIND = CarrierKind(
+    "simulator",
+    "Delivers nothing: reports every message delivered after a delay (development, tests).",
+    (
+        Option("delay_seconds", float, "Seconds before the delivery report.", default=0.5),
+        Option("failure_ratio", float, "Share reported undelivered at random (0-1).", default=0.0),
+        Option("fail_suffix", str, "Numbers ending so are reported undelivered."),
+        Option("stall_suffix", str, "Numbers ending so never get a report."),
+        Option("throttle_suffix", str, "Numbers ending so are throttled once."),
+        Option("reject_suffix", str, "Numbers ending so are refused at submit."),
+    ),
+    _simulator,
+)
+
+KINDS: dict[str, CarrierKind] = {kind.name: kind for kind in (SIMULATOR_KIND,)}
+
+
+def kind_of(name: str) -> CarrierKind:
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise ValueError(f"unknown kind {name!r}; choose from {', '.join(sorted(KINDS))}") from None
+
+
+def rules_of(config: CarrierConfig) -> Rules:
+    """What routing needs of a configured carrier."""
+    return Rules(
+        networks=parse_networks(str(config.options.get("networks", ""))),
+        cooling_seconds=float(config.options.get("cooling_seconds", 30.0)),
+    )
+
+
+class KindCatalog:
+    """The kinds as services/carrier_admin.py asks about them."""
+
+    def kinds(self) -> list[str]:
+        return sorted(KINDS)
+
+    def validate(
+        self, kind: str, given: Mapping[str, Any], base: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        return kind_of(kind).validate(given, base)
+
+    def shown(self, kind: str, options: Mapping[str, Any]) -> dict[str, Any]:
+        return kind_of(kind).shown(options) if kind in KINDS else dict(options)
