@@ -63,3 +63,28 @@ def test_the_simulator_api_is_absent_when_off(shared_server: ServerProcess, acct
     assert response.status_code == 404
     schema = httpx.get(f"{shared_server.url}/v1/openapi.json", trust_env=False).json()
     assert "/v1/simulator/replies" not in schema["paths"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_simulator_api_follows_the_product_routes_by_default(server: ServerProcess) -> None:
+    """`auto`: on while a product routes to the built-in simulator, off once none does."""
+    acct = server.create_account(10)
+
+    def simulate() -> tuple[int, str]:
+        answer = httpx.post(
+            f"{server.url}/v1/simulator/replies",
+            json={"phone": "13800138000", "content": "hi"},
+            headers={"Authorization": f"Bearer {acct.api_key}"},
+            trust_env=False,
+        )
+        return answer.status_code, answer.json()["message"]
+
+    # On: the simulator looks for the account's message to that number (none was sent).
+    status, message = simulate()
+    assert status == 422, message
+    server.cli("carrier", "add", "upstream", "--kind", "simulator")
+    server.cli("product", "set", "general", "--carriers", "upstream")
+    server.wait_synced()
+    status, message = simulate()
+    assert status == 404
+    assert "the simulator API is off" in message
