@@ -317,13 +317,13 @@ def _observed(
     ready = observability.readyz_endpoint(
         stats.ping, lambda: runtime.started, runtime.carrier_statuses
     )
-    app.add_route("/readyz", ready, methods=["GET"], include_in_schema=False)  # type: ignore[arg-type]
+    app.add_route("/readyz", ready, methods=["GET"], include_in_schema=False)
     if not settings.metrics:
         return front
     serve_metrics = observability.metrics_endpoint(
         metrics, observability.DatabaseCounts(stats.counts), runtime.carrier_statuses
     )
-    app.add_route("/metrics", serve_metrics, methods=["GET"], include_in_schema=False)  # type: ignore[arg-type]
+    app.add_route("/metrics", serve_metrics, methods=["GET"], include_in_schema=False)
     return observability.MetricsFront(front, metrics)
 
 

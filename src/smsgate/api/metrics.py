@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -62,6 +62,7 @@ PREFIXES = (("/v1/", "v1"), ("/docs", "docs"))
 READY_TIMEOUT = 2.0  # seconds a database check may take before /readyz says not ready
 
 CarrierStatuses = Callable[[], Mapping[str, Mapping[str, object]]]
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def endpoint_of(path: str) -> str:
@@ -245,7 +246,7 @@ def _bound(value: float) -> str:
 
 def metrics_endpoint(
     metrics: RequestMetrics, database: DatabaseCounts, carriers: CarrierStatuses
-) -> Callable[[Request], object]:
+) -> Endpoint:
     registry = CollectorRegistry(auto_describe=False)
     exporter = Exporter(metrics, carriers)
     registry.register(exporter)
@@ -261,7 +262,7 @@ def metrics_endpoint(
 
 def readyz_endpoint(
     ping: Callable[[], None], started: Callable[[], bool], carriers: CarrierStatuses
-) -> Callable[[Request], object]:
+) -> Endpoint:
     """Ready: started, the database answers a query now, every carrier started.
 
     A carrier whose link is down is listed (``links_down``) but does not make the node
