@@ -131,3 +131,25 @@ def test_through_a_proxy_the_target_is_checked_before_the_proxy_is_asked(
     with pytest.raises(errors.TargetRefused, match=r"receiver\.example resolves to 10\.0\.0\.7"):
         push(pusher, "http://receiver.example/mo")
     assert receiver.count() == 0
+
+
+def _loopback_name() -> str | None:
+    """A name other than localhost that this machine's resolver maps to loopback."""
+    import socket
+
+    name = socket.gethostname()
+    try:
+        found = {info[4][0] for info in socket.getaddrinfo(name, 80, type=socket.SOCK_STREAM)}
+    except OSError:
+        return None
+    return name if found and all(a.startswith("127.") or a == "::1" for a in found) else None
+
+
+@pytest.mark.skipif(_loopback_name() is None, reason="the host name does not resolve to loopback")
+def test_the_system_resolver_is_checked_too(receiver: Receiver) -> None:
+    """The real resolver (/etc/hosts here): the host's own name resolves to loopback."""
+    name = _loopback_name()
+    url = f"http://{name}:{receiver.port}/mo"
+    with pytest.raises(errors.TargetRefused, match="resolves to 127"):
+        push(HttpPusher(2.0), url)
+    assert receiver.count() == 0
