@@ -84,7 +84,7 @@ class RequestMetrics:
         self.latency_buckets = [0] * (len(BUCKETS) + 1)  # the last one is +Inf
         self.latency_sum = 0.0
         # by outcome: 2xx, 3xx, 4xx, 5xx, none, refused (counted where pushes run)
-        self.push_attempts = push_attempts or Tally()
+        self.push_attempts = push_attempts if push_attempts is not None else Tally()
         self.login_throttles: Tally[str] = Tally()  # by scope: ip, account
 
     def observe(self, endpoint: str, code: str, seconds: float) -> None:
