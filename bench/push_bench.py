@@ -144,6 +144,7 @@ class Server:
         env.update(
             SMSGATE_DATA_DIR=str(data_dir),
             SMSGATE_PUSH_CONCURRENCY=str(concurrency),
+            SMSGATE_PUSH_ALLOWED_TARGETS="127.0.0.1",  # the receiver runs on loopback
             PYTHONUNBUFFERED="1",
         )
         if database_url:
@@ -272,7 +273,9 @@ def run(args: argparse.Namespace) -> list[list[str]]:
                 if args.database_url
                 else None
             )
-            database = Database.open(Settings(data_dir=data_dir, database_url=db))
+            database = Database.open(
+                Settings(data_dir=data_dir, database_url=db, push_allowed_targets=["127.0.0.1"])
+            )
             stack.callback(database.close)
             for latency_ms in args.latency_ms:
                 receiver = Receiver(latency_ms / 1000)

@@ -16,6 +16,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, unquote_to_bytes, urlsplit
 
 from smsgate.client.receiver import parse_push
+from smsgate.core.targets import TargetPolicy
+
+# The receivers run on loopback, which pushes may not reach by default (SSRF guard): tests
+# allow it the way an operator allows an internal receiver (push_allowed_targets).
+ALLOW_RECEIVERS = "127.0.0.1"
+RECEIVER_TARGETS = TargetPolicy.parse([ALLOW_RECEIVERS])
 
 
 def free_port() -> int:
@@ -30,6 +36,7 @@ class Hit:
 
     at: float  # time.time() when it arrived
     target: str  # the raw request target: /path?query
+    host: str = ""  # the Host header
 
     @property
     def query(self) -> str:
@@ -65,6 +72,7 @@ class Receiver:
         self.body = body
         self.status = status
         self.hang = hang  # seconds to wait before answering (past the push timeout: a hang)
+        self.location: str | None = None  # a Location header to answer with (redirects)
         self.port = port or free_port()
         self.hits: list[Hit] = []
         self._lock = threading.Lock()
@@ -93,9 +101,9 @@ class Receiver:
             self._server.server_close()
             self._server = None
 
-    def record(self, target: str) -> None:
+    def record(self, target: str, host: str = "") -> None:
         with self._lock:
-            self.hits.append(Hit(time.time(), target))
+            self.hits.append(Hit(time.time(), target, host))
 
     def count(self) -> int:
         with self._lock:
@@ -126,7 +134,7 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
-            receiver.record(self.path)
+            receiver.record(self.path, self.headers.get("Host", ""))
             if receiver.hang:
                 time.sleep(receiver.hang)
             payload = receiver.body.encode("utf-8")
@@ -134,6 +142,8 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                 self.send_response(receiver.status)
                 self.send_header("Content-Type", "text/plain; charset=utf-8")
                 self.send_header("Content-Length", str(len(payload)))
+                if receiver.location is not None:
+                    self.send_header("Location", receiver.location)
                 self.end_headers()
                 self.wfile.write(payload)
             except OSError:  # the pusher gave up (timeout) and closed the connection

@@ -10,9 +10,10 @@ import gc
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -23,16 +24,19 @@ from starlette.types import ASGIApp
 from smsgate import __version__
 from smsgate.api import guard, smsbao
 from smsgate.api import logging as api_logging
+from smsgate.api import metrics as observability
 from smsgate.api.v1 import replies as v1_replies
 from smsgate.api.v1 import routes as v1
 from smsgate.carriers import upstream
 from smsgate.carriers.registry import CarrierRegistry
 from smsgate.carriers.simulator import SimulatorCarrier, SimulatorConfig
 from smsgate.clock import SystemClock
-from smsgate.core.accounts import parse_cidr
+from smsgate.core.accounts import Product, parse_cidr
 from smsgate.core.carriers import SIMULATOR
 from smsgate.core.frequency import FrequencyLimits
+from smsgate.core.observed import Tally
 from smsgate.core.replies import IncomingReply
+from smsgate.core.targets import TargetPolicy
 from smsgate.counters.memory import MemoryCounters, MemoryFrequencyState
 from smsgate.database import Database
 from smsgate.pushers.http import HttpPusher
@@ -41,11 +45,13 @@ from smsgate.services.auth import Authenticator, LoginLimits
 from smsgate.services.dispatch import Dispatcher, DispatchSettings
 from smsgate.services.frequency import FrequencyGuard
 from smsgate.services.inbound import InboundService
+from smsgate.services.observed import CountingPusher
 from smsgate.services.push import PushSettings, PushWorker
 from smsgate.services.query import QueryService
 from smsgate.services.snapshot import SnapshotHolder
 from smsgate.settings import Settings, handed_over
 from smsgate.store.push_queue import SqlPushQueue
+from smsgate.store.stats import SqlStats
 from smsgate.store.writer import GroupCommitWriter
 
 log = logging.getLogger("smsgate")
@@ -66,6 +72,13 @@ class Runtime:
     pushes: PushWorker | None = None  # runs wherever the dispatcher does
     carriers: CarrierRegistry | None = None  # runs wherever the dispatcher does
     node: str = field(default_factory=lambda: uuid.uuid4().hex)
+    push_outcomes: Tally[str] = field(default_factory=Tally)  # /metrics
+    started: bool = False
+
+    def carrier_statuses(self) -> dict[str, dict[str, Any]]:
+        """Each carrier's live state here, for `/metrics` and `/readyz` (none where no
+        dispatcher runs)."""
+        return self.carriers.statuses() if self.carriers is not None else {}
 
     def wake_pushes(self) -> None:
         if self.pushes is not None:
@@ -90,8 +103,10 @@ class Runtime:
         self.tasks.append(
             asyncio.create_task(_refresh_forever(self.snapshot, settings, self.health))
         )
+        self.started = True
 
     async def stop(self) -> None:
+        self.started = False
         for task in self.tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -140,11 +155,12 @@ def build_runtime(settings: Settings, database: Database, *, with_dispatcher: bo
         database.messages, settings.group_commit_wait_ms / 1000, settings.group_commit_max
     )
     dispatcher = pushes = registry = None
+    push_outcomes: Tally[str] = Tally()
     if with_dispatcher:
         # Template-based upstreams (aliyun, tencent) read the template mapping from here.
         upstream.set_template_source(lambda: snapshot.current.upstream_templates)
         push_queue = SqlPushQueue(database.engine)
-        pushes = _push_worker(settings, push_queue, clock)
+        pushes = _push_worker(settings, push_queue, clock, push_outcomes)
         outcomes = database.outcomes
         simulator = SimulatorCarrier(
             _simulator_config(settings), awaiting=outcomes.awaiting_reports
@@ -179,6 +195,7 @@ def build_runtime(settings: Settings, database: Database, *, with_dispatcher: bo
         pushes=pushes,
         health=health,
         carriers=registry,
+        push_outcomes=push_outcomes,
     )
 
 
@@ -192,10 +209,17 @@ def _routes(snapshot: SnapshotHolder) -> Callable[[str], tuple[str, ...]]:
     return route
 
 
-def _push_worker(settings: Settings, queue: SqlPushQueue, clock: SystemClock) -> PushWorker:
+def _push_worker(
+    settings: Settings, queue: SqlPushQueue, clock: SystemClock, outcomes: Tally[str]
+) -> PushWorker:
+    pusher = HttpPusher(
+        settings.push_timeout_seconds,
+        settings.push_concurrency,
+        TargetPolicy.parse(settings.push_allowed_targets),
+    )
     return PushWorker(
         queue,
-        HttpPusher(settings.push_timeout_seconds, settings.push_concurrency),
+        CountingPusher(pusher, outcomes),
         clock,
         PushSettings(
             node=uuid.uuid4().hex,
@@ -278,8 +302,11 @@ def create_app(
     )
     counters = MemoryCounters()
     dispatcher = runtime.dispatcher
+    metrics = observability.RequestMetrics(runtime.push_outcomes)
     deps = smsbao.SmsbaoDeps(
-        auth=Authenticator(runtime.snapshot, counters, clock, limits),
+        auth=Authenticator(
+            runtime.snapshot, counters, clock, limits, on_throttled=metrics.login_throttles.add
+        ),
         query=QueryService(gw.store, counters, clock, settings.query_interval_seconds),
         accept=AcceptService(
             runtime.snapshot,
@@ -314,13 +341,22 @@ def create_app(
         lifespan=lifespan,
     )
     v1.install(app, deps, gw.store, gw.messages)
-    v1_replies.install(app, deps, gw.inbound, runtime.wake_pushes, simulator=settings.simulator_api)
+    v1_replies.install(
+        app,
+        deps,
+        gw.inbound,
+        runtime.wake_pushes,
+        simulator=None
+        if settings.simulator_api is False
+        else lambda: simulator_api_on(settings, runtime.snapshot.current.products.values()),
+    )
     _install_docs(app)
     app.add_route("/healthz", _healthz(runtime.health), methods=["GET"], include_in_schema=False)
     app.add_route("/", _home, methods=["GET"], include_in_schema=False)
     access_log = api_logging.RequestLog(personal=settings.log_personal_data)
+    front = _observed(app, smsbao.SmsbaoFront(deps, app), settings, runtime, metrics)
     return guard.InputGuard(
-        smsbao.SmsbaoFront(deps, app),
+        front,
         body_timeout=settings.http_body_timeout_seconds,
         access_log=access_log if settings.access_log else None,
     )
@@ -350,6 +386,28 @@ def _install_docs(app: FastAPI) -> None:
     app.add_route("/docs", docs, methods=["GET"], include_in_schema=False)
 
 
+def _observed(
+    app: FastAPI,
+    front: ASGIApp,
+    settings: Settings,
+    runtime: Runtime,
+    metrics: observability.RequestMetrics,
+) -> ASGIApp:
+    """`/readyz` always; `/metrics` and the request counts unless turned off."""
+    stats = SqlStats(runtime.database.engine)
+    ready = observability.readyz_endpoint(
+        stats.ping, lambda: runtime.started, runtime.carrier_statuses
+    )
+    app.add_route("/readyz", ready, methods=["GET"], include_in_schema=False)
+    if not settings.metrics:
+        return front
+    serve_metrics = observability.metrics_endpoint(
+        metrics, observability.DatabaseCounts(stats.counts), runtime.carrier_statuses
+    )
+    app.add_route("/metrics", serve_metrics, methods=["GET"], include_in_schema=False)
+    return observability.MetricsFront(front, metrics)
+
+
 async def run_worker(settings: Settings) -> None:
     """`smsgate worker`: dispatch and reply pushes, no HTTP (scale-out)."""
     runtime = build_runtime(settings, Database.open(settings), with_dispatcher=True)
@@ -373,6 +431,15 @@ def _tune_garbage_collector() -> None:
     """
     gc.freeze()
     gc.set_threshold(50_000, 10, 10)
+
+
+def simulator_api_on(settings: Settings, products: Iterable[Product]) -> bool:
+    """Whether `POST /v1/simulator/replies` answers now: as set, or with the default
+    ``auto`` only while some product routes to the built-in simulator carrier (with real
+    carriers, made-up replies would reach customers' URLs as if users had sent them)."""
+    if settings.simulator_api != "auto":
+        return bool(settings.simulator_api)
+    return any(SIMULATOR in product.route for product in products)
 
 
 def _frequency_defaults(settings: Settings) -> FrequencyLimits:

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from smsgate.carriers.kinds import KindCatalog
 from smsgate.clock import SystemClock
 from smsgate.core.carriers import SIMULATOR
+from smsgate.core.targets import TargetPolicy
 from smsgate.services.admin import AdminService
 from smsgate.services.carrier_admin import CarrierAdmin
 from smsgate.services.inbound import InboundService
@@ -59,7 +60,7 @@ class Database:
             store,
             policy,
             SqlMessageStore(engine),
-            AdminService(store, clock),
+            AdminService(store, clock, TargetPolicy.parse(settings.push_allowed_targets)),
             PolicyAdmin(policy, clock),
             replies,
             InboundService(replies, clock, settings.service_number),

@@ -8,10 +8,11 @@ Exception tree::
 
     SmsgateError
     ├── Rejected        a request refused with a wire code (carries an ErrorCode)
-    └── AdminError      an operator command that cannot be carried out
-        ├── NotFound
-        ├── Conflict
-        └── InvalidInput
+    ├── AdminError      an operator command that cannot be carried out
+    │   ├── NotFound
+    │   ├── Conflict
+    │   └── InvalidInput
+    └── TargetRefused   a reply push whose URL reaches an internal address (SSRF guard)
 
 This module imports nothing of ours: the SDK (``smsgate.client``) uses it
 without the server's dependencies.
@@ -144,3 +145,11 @@ class Conflict(AdminError):
 
 class InvalidInput(AdminError):
     http_status = 422
+
+
+class TargetRefused(SmsgateError):
+    """A reply push not made: its URL's host is, or resolves to, an internal address."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"refused: {reason}")
+        self.reason = reason

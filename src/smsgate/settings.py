@@ -152,8 +152,10 @@ class Settings(BaseSettings):
     claim_lease_seconds: float = Field(
         120.0, gt=0, description="A claim older than this belongs to a dead worker (cluster)."
     )
-    simulator_api: bool = Field(
-        True, description="Offer POST /v1/simulator/replies (turn off with real carriers)."
+    simulator_api: bool | Literal["auto"] = Field(
+        "auto",
+        description="Offer POST /v1/simulator/replies: auto (only while a product routes to "
+        "the built-in simulator carrier), true or false.",
     )
     simulator_delay_seconds: float = Field(
         0.5, ge=0, description="Simulator: time from submit to delivery report."
@@ -202,6 +204,20 @@ class Settings(BaseSettings):
         "address is the account's extended code. Unset: the whole address is the code.",
     )
 
+    # -- hardening: push targets, TLS, observability --
+    push_allowed_targets: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Internal receivers reply pushes may reach anyway (MO URLs are refused "
+        "for loopback, private, link-local and metadata addresses): CIDRs or host names, "
+        "comma list in the environment: 10.1.2.0/24,receiver.internal.",
+    )
+    tls_cert: Path | None = Field(
+        None, description="PEM certificate (chain) for HTTPS; with tls_key, serve HTTPS too."
+    )
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert.")
+    tls_port: int = Field(8443, description="Port of HTTPS (HTTP stays on `port`).")
+    metrics: bool = Field(True, description="Serve Prometheus metrics at /metrics.")
+
     @field_validator("push_retry_minutes", mode="before")
     @classmethod
     def _split_minutes(cls, value: Any) -> Any:
@@ -215,7 +231,12 @@ class Settings(BaseSettings):
         PushSchedule.from_minutes(value)  # the policy's own rule: positive, increasing
         return value
 
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("tls_cert", "tls_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("trusted_proxies", "push_allowed_targets", mode="before")
     @classmethod
     def _split_csv(cls, value: Any) -> Any:
         if isinstance(value, str):

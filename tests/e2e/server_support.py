@@ -30,6 +30,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from tests.receivers import ALLOW_RECEIVERS
 from tests.support.databases import psycopg_url
 from tests.support.waiting import wait_for
 
@@ -103,6 +104,7 @@ class ServerProcess:
             env.pop(name, None)
         env["PYTHONUNBUFFERED"] = "1"
         env["SMSGATE_DATA_DIR"] = str(data_dir)
+        env["SMSGATE_PUSH_ALLOWED_TARGETS"] = ALLOW_RECEIVERS  # receivers run on loopback
         if database_url is not None and not database_url.startswith("sqlite"):
             env["SMSGATE_DATABASE_URL"] = database_url
         env.update(extra_env or {})

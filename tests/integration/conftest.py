@@ -14,6 +14,7 @@ from smsgate.store.admin import SqlAccountStore
 from smsgate.store.db import create_engine, migrate
 from smsgate.store.inbound import SqlInboundStore
 from smsgate.store.messages import SqlMessageStore
+from tests.receivers import RECEIVER_TARGETS
 from tests.support.clock import ManualClock
 
 
@@ -42,4 +43,4 @@ def replies(engine: sa.Engine) -> SqlInboundStore:
 
 @pytest.fixture
 def admin(store: SqlAccountStore, clock: ManualClock) -> AdminService:
-    return AdminService(store, clock)
+    return AdminService(store, clock, RECEIVER_TARGETS)

@@ -16,13 +16,14 @@ from smsgate.core.push_policy import CircuitState, PushSchedule
 from smsgate.core.pushes import AttemptRecord, PushAttempt, PushOutcome
 from smsgate.core.replies import IncomingReply
 from smsgate.core.states import PushState
+from smsgate.core.targets import TargetPolicy
 from smsgate.pushers.http import HttpPusher
 from smsgate.services.admin import AdminService
 from smsgate.services.inbound import InboundService
 from smsgate.services.push import PushSettings, PushWorker, circuit_after_failure
 from smsgate.store.inbound import SqlInboundStore
 from smsgate.store.push_queue import SqlPushQueue
-from tests.receivers import Receiver
+from tests.receivers import RECEIVER_TARGETS, Receiver
 from tests.support.clock import ManualClock
 
 SCHEDULE = PushSchedule()  # the real numbers: ManualClock makes them free
@@ -64,9 +65,15 @@ class Harness:
         r = IncomingReply("simulator", phone, code, content, self.clock.now())
         return self.inbound.receive(r).id
 
-    def worker(self, node: str = "w1", timeout: float = 2.0, **kw: object) -> PushWorker:
+    def worker(
+        self,
+        node: str = "w1",
+        timeout: float = 2.0,
+        targets: TargetPolicy = RECEIVER_TARGETS,
+        **kw: object,
+    ) -> PushWorker:
         settings = PushSettings(node=node, schedule=kw.pop("schedule", SCHEDULE), **kw)  # type: ignore[arg-type]
-        return PushWorker(self.queue, HttpPusher(timeout), self.clock, settings)
+        return PushWorker(self.queue, HttpPusher(timeout, targets=targets), self.clock, settings)
 
     def run_due(self, worker: PushWorker) -> int:
         async def go() -> int:
@@ -115,9 +122,27 @@ def test_a_reply_arrives_byte_exact_with_the_urls_own_query(
     assert (attempt.ok, attempt.status, attempt.body) == (True, 200, "0")
 
 
+def test_a_push_to_an_address_no_longer_allowed_fails_and_says_why(
+    h: Harness, ok_receiver: Receiver
+) -> None:
+    """Set while loopback was allowed; pushed after the operator narrowed the allow-list."""
+    code = h.account("alice", ok_receiver.url())
+    mo_id = h.reply(code)
+    assert h.run_due(h.worker(targets=TargetPolicy())) == 1
+    assert ok_receiver.count() == 0
+    [attempt] = h.inbound.attempts(mo_id)
+    assert (attempt.ok, attempt.status) == (False, None)
+    assert attempt.error == "refused: 127.0.0.1 is loopback"
+    assert h.state(mo_id) == (PushState.PENDING, 1, 1)
+
+
 @pytest.mark.parametrize(
     ("body", "status", "error"),
-    [("ok", 200, "answered 'ok' instead of 0"), ("0", 500, "HTTP 500"), ("0", 302, "HTTP 302")],
+    [
+        ("ok", 200, "HTTP 200 with an answer other than 0 (2 characters)"),
+        ("0", 500, "HTTP 500"),
+        ("0", 302, "HTTP 302"),
+    ],
 )
 def test_anything_but_2xx_and_0_is_a_failed_attempt(
     h: Harness, body: str, status: int, error: str

@@ -21,7 +21,10 @@ from smsgate.settings import HANDOVER_ENV, Settings, handed_over
 # command path -> the options the docs name for it (each spelling: "-u" and "--user")
 CONTRACT: dict[str, set[str]] = {
     "": {"--data-dir", "--version"},
-    "serve": {"--host", "--port", "--data-dir", "--workers", "--no-worker", "--demo"},
+    "serve": {
+        "--host", "--port", "--data-dir", "--workers", "--no-worker", "--demo",
+        "--tls-cert", "--tls-key", "--tls-port",
+    },
     "worker": set(),
     "migrate": set(),
     "account create": {"--password", "--balance"},
@@ -59,6 +62,8 @@ CONTRACT: dict[str, set[str]] = {
     "messages": {"--account", "--phone", "--state"},
     "messages settle": {"--delivered", "--failed", "--refund", "--carrier", "--state", "--before"},
     "config sample": set(),
+    "backup": set(),
+    "restore": {"--force"},
     "mo list": {"--account", "--state", "--unmatched"},
     "mo show": set(),
     "mo repush": set(),

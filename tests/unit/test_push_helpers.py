@@ -124,8 +124,8 @@ def test_success_is_final_whatever_the_attempt() -> None:
         (None, None, "no answer: timeout or connection error"),
         (500, "0", "HTTP 500"),
         (301, "", "HTTP 301"),
-        (200, "ok", "answered 'ok' instead of 0"),
-        (200, "", "answered '' instead of 0"),
+        (200, "ok", "HTTP 200 with an answer other than 0 (2 characters)"),
+        (200, "", "HTTP 200 with an answer other than 0 (0 characters)"),
     ],
 )
 def test_failures_are_described_for_operators(

@@ -70,6 +70,7 @@ def build() -> typer.Typer:
     try:  # the server's commands need the `server` extra; the client's do not
         from smsgate.cli import (
             accounts,
+            backups,
             carriers,
             messages,
             optouts,
@@ -101,6 +102,7 @@ def build() -> typer.Typer:
         optouts,
         messages,
         replies,
+        backups,
     ):
         group.register(app)
     return app

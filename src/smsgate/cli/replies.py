@@ -18,6 +18,8 @@ from smsgate.cli.output import print_table, say
 from smsgate.core.replies import ReplyFilter, ReplyRecord
 from smsgate.core.states import PushState
 
+ANSWER_SHOWN = 80  # characters of a receiver's answer shown to the operator
+
 mo_group = typer.Typer(
     help="User replies (MO): list them, see their pushes, push them again.", no_args_is_help=True
 )
@@ -79,13 +81,19 @@ def mo_show(reply_id: ReplyId, data_dir: DataDir = None) -> None:
                 _when(a.at),
                 "yes" if a.ok else "no",
                 "-" if a.status is None else str(a.status),
-                a.error or a.body or "",
+                _answer(a.error, a.body),
             )
             for a in attempts
         ),
         empty="no push attempts yet",
         markup=False,
     )
+
+
+def _answer(error: str | None, body: str | None) -> str:
+    """The operator's view of an attempt: why it failed, and the answer's start."""
+    shown = repr(body[:ANSWER_SHOWN]) if body else ""
+    return " ".join(part for part in (error, shown) if part)
 
 
 @mo_group.command("repush")

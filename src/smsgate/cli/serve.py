@@ -5,11 +5,13 @@ from __future__ import annotations
 import functools
 import os
 import secrets
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from smsgate import __version__, errors
+from smsgate.cli import datalock, serve_tls
 from smsgate.cli.context import DataDir, build_settings, open_database
 from smsgate.cli.output import out
 from smsgate.core.accounts import password_md5
@@ -50,19 +52,29 @@ def serve(
         bool, typer.Option("--no-worker", help="Do not dispatch here; run `smsgate worker`.")
     ] = False,
     data_dir: DataDir = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="PEM certificate (chain): serve HTTPS as well.")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert.")] = None,
+    tls_port: Annotated[int | None, typer.Option(help="HTTPS port [default: 8443].")] = None,
 ) -> None:
     settings = build_settings(
         data_dir,
         host=host,
         port=port,
         run_worker=False if no_worker else None,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_port=tls_port,
         **(_demo_policy() if demo else {}),
     )
+    serve_tls.check_tls(settings, workers)
     if workers > 1 and settings.database_url is None and settings.run_worker:
         raise errors.InvalidInput(
             "on SQLite one process dispatches: use `--workers N --no-worker` plus one "
             "`smsgate worker`, or PostgreSQL (SMSGATE_DATABASE_URL) to scale out"
         )
+    _hold_data_dir(settings)  # until this process exits: `smsgate restore` refuses meanwhile
     with open_database(settings=settings) as db:  # migrates a fresh database before serving
         demo_lines, api_key = _ensure_demo(db) if demo else ([], "")
     _banner(settings, demo_lines, api_key)
@@ -72,7 +84,9 @@ def serve(
 def _run_server(settings: Settings, workers: int) -> None:
     """The app built from ``settings`` on the configured HTTP server."""
     _raise_open_file_limit()
-    if settings.server == "uvicorn":
+    if settings.tls_cert is not None:
+        serve_tls.run(settings)  # HTTP and HTTPS, one process
+    elif settings.server == "uvicorn":
         _run_uvicorn(settings, workers)
     else:
         _run_granian(settings, workers)
@@ -154,11 +168,18 @@ def worker(data_dir: DataDir = None) -> None:
 
     settings = build_settings(data_dir)
     install(settings.log_format)
+    _hold_data_dir(settings)  # until this process exits: `smsgate restore` refuses meanwhile
     out.print(f"smsgate worker dispatching from {_describe_db(settings)}")
     try:
         asyncio.run(run_worker(settings))
     except KeyboardInterrupt:
         out.print("stopped")
+
+
+def _hold_data_dir(settings: Settings) -> None:
+    """Take the data dir's shared lock for this process's life (SQLite only)."""
+    if settings.database_url is None:
+        datalock.hold_shared(settings.data_dir)
 
 
 def migrate(data_dir: DataDir = None) -> None:
@@ -225,6 +246,8 @@ def _banner(settings: Settings, demo_lines: list[str], api_key: str) -> None:
     shown_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     base = f"http://{shown_host}:{settings.port}"
     out.print(f"[bold]smsgate {__version__}[/bold] listening on {base}")
+    if settings.tls_cert is not None:
+        out.print(f"  HTTPS     https://{shown_host}:{settings.tls_port}")
     out.print(f"  Console   {base}/")
     out.print(f"  API docs  {base}/docs")
     out.print(f"  Database  {_describe_db(settings)}")

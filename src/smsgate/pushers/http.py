@@ -8,6 +8,12 @@ any receiver's query parser gets the text back byte for byte. They are appended 
 A timeout or a connection error is ``(None, None)``: a failed attempt like any other.
 The timeout bounds the whole attempt (connect, send, wait, read), not each step, so a
 receiver that trickles its answer cannot hold a push longer than the setting says.
+
+Targets are guarded against SSRF (``pushers.guard``, ``core.targets``): a URL whose host
+resolves to an internal address raises ``errors.TargetRefused``, and redirects are never
+followed, so a public receiver cannot bounce a push to an internal one. Through an HTTP
+proxy (``HTTPS_PROXY``) the target is resolved and checked before each push, but the
+proxy resolves it again: such a proxy should refuse internal targets itself.
 """
 
 from __future__ import annotations
@@ -16,7 +22,20 @@ import asyncio
 import logging
 from urllib.parse import quote
 
+import httpcore
 import httpx
+from httpx._utils import get_environment_proxies  # what httpx itself reads from the env
+
+from smsgate import errors
+from smsgate.core.targets import TargetPolicy
+from smsgate.pushers.guard import (
+    GuardedBackend,
+    GuardedTransport,
+    Resolver,
+    checked_addresses,
+    refusal_of,
+    system_resolve,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,28 +58,55 @@ def push_url(url: str, phone: str, content: str) -> str:
 
 
 class HttpPusher:
-    def __init__(self, timeout: float, max_connections: int = 100) -> None:
+    def __init__(
+        self,
+        timeout: float,
+        max_connections: int = 100,
+        targets: TargetPolicy | None = None,
+        resolve: Resolver = system_resolve,
+    ) -> None:
         self._timeout = timeout
+        self._targets = targets or TargetPolicy()
+        self._resolve = resolve
+        limits = httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=min(KEEPALIVE, max_connections),
+        )
+        # HTTPS_PROXY / NO_PROXY are honoured: a gateway often reaches the Internet
+        # through one. (httpx drops them when given a transport, so they are mounted here.)
+        proxies = get_environment_proxies()
+        self._proxied = any(proxies.values())
         # One client for every push: connections to a receiver are reused (keep-alive).
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(
-                max_connections=max_connections,
-                max_keepalive_connections=min(KEEPALIVE, max_connections),
-            ),
-            follow_redirects=False,  # a 3xx is not a 2xx: SMSBao does not follow either
+            transport=GuardedTransport(GuardedBackend(self._targets, resolve), limits),
+            mounts={
+                pattern: None if proxy is None else httpx.AsyncHTTPTransport(proxy=proxy)
+                for pattern, proxy in proxies.items()
+            },
+            follow_redirects=False,  # a 3xx is not a 2xx, and a redirect is not re-checked
             headers={"User-Agent": "smsgate-push"},
-            # HTTPS_PROXY / NO_PROXY are honoured: a gateway often reaches the Internet
-            # through one.
         )
 
     async def push(self, url: str, phone: str, content: str) -> tuple[int | None, str | None]:
         try:
             async with asyncio.timeout(self._timeout):
+                if self._proxied:
+                    await self._check_before_proxy(url)
                 return await self._get(push_url(url, phone, content))
-        except (TimeoutError, httpx.HTTPError, httpx.InvalidURL) as exc:
+        except (TimeoutError, httpx.HTTPError, httpx.InvalidURL, httpcore.ConnectError) as exc:
+            reason = refusal_of(exc)
+            if reason is not None:
+                log.warning("push to %s refused: %s", _origin(url), reason)
+                raise errors.TargetRefused(reason) from None
             log.info("push to %s: %s", _origin(url), type(exc).__name__)
             return None, None
+
+    async def _check_before_proxy(self, url: str) -> None:
+        """A proxy connects for us: check where the target resolves to first."""
+        parsed = httpx.URL(url)
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        await checked_addresses(self._targets, self._resolve, parsed.host, port)
 
     async def _get(self, target: str) -> tuple[int, str]:
         async with self._client.stream("GET", target) as response:

@@ -23,6 +23,7 @@ from smsgate.core.accounts import (
     validate_ext_code,
     validate_username,
 )
+from smsgate.core.targets import TargetPolicy
 from smsgate.ports import AccountStore, Clock
 
 MAX_TOPUP = 10**12
@@ -37,9 +38,12 @@ class NewAccount:
 
 
 class AdminService:
-    def __init__(self, store: AccountStore, clock: Clock) -> None:
+    def __init__(
+        self, store: AccountStore, clock: Clock, targets: TargetPolicy | None = None
+    ) -> None:
         self._store = store
         self._clock = clock
+        self._targets = targets or TargetPolicy()  # where MO URLs may point (SSRF)
 
     # -- accounts -------------------------------------------------------------------
 
@@ -93,7 +97,7 @@ class AdminService:
         if unknown_g_default is not None:
             changes["unknown_g_default"] = unknown_g_default
         if mo_url is not None:
-            changes["mo_url"] = _check_url(mo_url) if mo_url else None
+            changes["mo_url"] = self._targets.check_url(mo_url) if mo_url else None
         if clear_expiry:
             changes["expires_at"] = None
         elif expires_at is not None:
@@ -186,9 +190,3 @@ def _check_amount(amount: int) -> None:
 def _check_password(password: str) -> None:
     if len(password) < 6 or len(password) > 128:
         raise errors.InvalidInput("a password is 6-128 characters")
-
-
-def _check_url(url: str) -> str:
-    if not url.startswith(("http://", "https://")) or len(url) > 2000 or " " in url:
-        raise errors.InvalidInput(f"the MO URL must be an http:// or https:// URL; got {url!r}")
-    return url

@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from smsgate import errors
@@ -48,8 +49,14 @@ class LoginLimits:
 
 class Authenticator:
     def __init__(
-        self, snapshot: SnapshotHolder, counters: Counters, clock: Clock, limits: LoginLimits
+        self,
+        snapshot: SnapshotHolder,
+        counters: Counters,
+        clock: Clock,
+        limits: LoginLimits,
+        on_throttled: Callable[[str], None] = lambda scope: None,  # metrics: "ip", "account"
     ) -> None:
+        self._on_throttled = on_throttled
         self._snapshot = snapshot
         self._counters = counters
         self._clock = clock
@@ -139,9 +146,11 @@ class Authenticator:
             by_user = self._counters.hits_since(user_key, since)
             by_source = self._counters.hits_since(source_key, since)
             if by_user >= limits.per_account or by_source >= limits.per_ip:
+                self._on_throttled("account" if by_user >= limits.per_account else "ip")
                 raise errors.Rejected(errors.BAD_CREDENTIALS, "too many failed logins")
             by_network = self._counters.hits_since(network_key, since)
             if by_source and by_network >= limits.per_network:
+                self._on_throttled("network")
                 raise errors.Rejected(errors.BAD_CREDENTIALS, "too many failed logins")
             for key in keys:
                 self._counters.record(key, now, limits.window_seconds)

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from smsgate import errors
 from smsgate.core.push_policy import (
     CircuitState,
     PushSchedule,
@@ -74,12 +75,16 @@ def circuit_after_failure(
 
 
 def describe_failure(status: int | None, body: str | None) -> str:
-    """Why an attempt failed, in words an operator can act on."""
+    """Why an attempt failed, in words an operator can act on.
+
+    Never the receiver's words: customers read this, and a URL pointing somewhere it
+    should not must not read that place's pages back (operators see the body in the CLI).
+    """
     if status is None:
         return "no answer: timeout or connection error"
     if not 200 <= status < 300:
         return f"HTTP {status}"
-    return f"answered {(body or '')[:50]!r} instead of 0"
+    return f"HTTP {status} with an answer other than 0 ({len(body or '')} characters)"
 
 
 class OutcomeWriter:
@@ -257,14 +262,17 @@ class PushWorker:
 
     async def _push(self, push: ClaimedPush, url: str) -> None:
         started = self._clock.now()
+        refused = None
         try:
             status, body = await self._pusher.push(url, push.phone, push.content)
+        except errors.TargetRefused as exc:  # an internal address: failed, and says why
+            status, body, refused = None, None, f"refused: {exc.reason}"
         except Exception as exc:  # a pusher bug or a URL it cannot use: a failed attempt
             log.warning("push of reply %d failed: %r", push.mo_id, exc)
             status, body = None, None
         finished = self._clock.now()
         ok = is_success(status, body)
-        error = None if ok else describe_failure(status, body)
+        error = None if ok else refused or describe_failure(status, body)
         attempt = PushAttempt(
             push.mo_id,
             push.account_id,

@@ -1,7 +1,8 @@
 """``/v1/replies``: the caller's user replies (MO), their pushes, and re-push.
 
 Also ``POST /v1/simulator/replies``: make up a reply to the caller's messages, as a
-phone user would send it, for development against the simulator.
+phone user would send it, for development against the simulator; it answers only while
+``simulator()`` says so (the server runs with the simulator as a carrier), else 404.
 """
 
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from smsgate import errors
 from smsgate.api.smsbao import SmsbaoDeps
 from smsgate.api.v1.paging import MAX_ID, PHONE_PATTERN, as_utc, bearer_account, cursor_id
 from smsgate.api.v1.routes import ErrorBody
@@ -66,13 +68,15 @@ class ReplyOut(BaseModel):
 
 
 class AttemptOut(BaseModel):
+    """One push attempt as the account sees it: status and timing, never the receiver's
+    answer (an MO URL must not be a way to read pages the gateway can reach)."""
+
     series: int
     attempt: int
     started_at: datetime
     at: datetime
     ok: bool
     status: int | None = Field(description="HTTP status; null for a timeout or connection error")
-    body: str | None
     error: str | None
 
     @classmethod
@@ -84,7 +88,6 @@ class AttemptOut(BaseModel):
             at=a.at,
             ok=a.ok,
             status=a.status,
-            body=a.body,
             error=a.error,
         )
 
@@ -110,7 +113,11 @@ class SimulatedReply(BaseModel):
 
 
 def router(
-    deps: SmsbaoDeps, inbound: InboundService, wake: Callable[[], None], *, simulator: bool
+    deps: SmsbaoDeps,
+    inbound: InboundService,
+    wake: Callable[[], None],
+    *,
+    simulator: Callable[[], bool] | None,
 ) -> APIRouter:
     api = APIRouter(prefix="/v1", responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}})
 
@@ -166,8 +173,9 @@ def router(
         wake()
         return ReplyOut.of(found)
 
-    if not simulator:
+    if simulator is None:
         return api
+    simulator_on = simulator
 
     @api.post(
         "/simulator/replies",
@@ -177,6 +185,10 @@ def router(
         responses={422: {"model": ErrorBody}},
     )
     async def simulate_reply(account: Caller, body: SimulatedReply) -> ReplyOut:
+        if not simulator_on():
+            raise errors.NotFound(
+                "the simulator API is off: no product routes to the simulator carrier"
+            )
         dest = inbound.dest_for(account.ext_code)
         found = await run_in_threadpool(
             lambda: inbound.simulate(body.phone, body.content, dest, for_account=account.id)
@@ -193,7 +205,7 @@ def install(
     inbound: InboundService,
     wake: Callable[[], None],
     *,
-    simulator: bool,
+    simulator: Callable[[], bool] | None,
 ) -> None:
     """Add the routes; errors are rendered by the handler `routes.install` registers."""
     app.include_router(router(deps, inbound, wake, simulator=simulator))
