@@ -69,6 +69,7 @@ CONTRACT: dict[str, set[str]] = {
     "mo repush": set(),
     "mo assign": set(),
     "simulate reply": {"--to"},
+    "operator create": {"--password"},
     "send": {
         "--server", "-u", "--user", "-p", "--password", "-k", "--api-key", "-g", "--product",
         "--file", "--restart", "--retry-unknown",
@@ -80,7 +81,6 @@ CONTRACT: dict[str, set[str]] = {
 PLANNED: dict[str, set[str]] = {
     "account set": {"--cmpp-sp-id", "--cmpp-secret"},
     "serve": {"--cmpp-port"},
-    "operator create": set(),
 }
 
 # Commands that do not open the database, so take no --data-dir of their own.

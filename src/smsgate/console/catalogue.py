@@ -1,0 +1,1 @@
+ZH_TEXT: dict[str, str] = {}
