@@ -23,6 +23,7 @@ from smsgate.core.messages import Message, MessageFilter
 
 POLL_SECONDS = 0.5
 WINDOW = 50  # the newest messages watched
+KEEPALIVE_SECONDS = 15.0
 STREAM_SECONDS = 300.0  # then the browser reconnects (EventSource does so by itself)
 
 
@@ -32,14 +33,14 @@ async def inbox(ctx: Ctx) -> Response:
 
 async def events(ctx: Ctx) -> Response:
     account_id = account(ctx).id
-    request = ctx.request
 
     async def stream() -> AsyncIterator[str]:
         seen: dict[int, str] = {}
         loop = asyncio.get_running_loop()
         ends = loop.time() + STREAM_SECONDS
         yield "retry: 1000\n\n"
-        while loop.time() < ends and not await request.is_disconnected():
+        quiet_since = loop.time()
+        while loop.time() < ends:
             found = await run_in_threadpool(
                 ctx.deps.messages.messages, MessageFilter(account_id=account_id, limit=WINDOW)
             )
@@ -47,6 +48,10 @@ async def events(ctx: Ctx) -> Response:
                 if seen.get(m.id) != m.state.value:
                     seen[m.id] = m.state.value
                     yield f"event: message\ndata: {json.dumps(_shown(m, ctx))}\n\n"
+                    quiet_since = loop.time()
+            if loop.time() - quiet_since > KEEPALIVE_SECONDS:  # a closed tab shows on write
+                yield ": keepalive\n\n"
+                quiet_since = loop.time()
             await asyncio.sleep(POLL_SECONDS)
 
     return StreamingResponse(

@@ -109,8 +109,12 @@ class Ctx:
         return response
 
     def back(self, ok: str | None = None, error: str | None = None) -> Response:
-        """To the page the form was on (the path only: never another site)."""
-        return self.redirect(_local(self.field("back")) or self.request.url.path, ok, error)
+        """To the page the form was on, as the browser's Referer names it (its path and
+        query only: never another site); else home."""
+        referer = urllib.parse.urlsplit(self.request.headers.get("referer", ""))
+        same_site = referer.netloc == self.request.headers.get("host", "")
+        target = referer.path + (f"?{referer.query}" if referer.query else "")
+        return self.redirect(_local(target) if same_site else "/", ok, error)
 
 
 Handler = Callable[[Ctx], Awaitable[Response]]
