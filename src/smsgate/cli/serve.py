@@ -249,6 +249,11 @@ def _banner(settings: Settings, demo_lines: list[str], api_key: str) -> None:
     if settings.tls_cert is not None:
         out.print(f"  HTTPS     https://{shown_host}:{settings.tls_port}")
     out.print(f"  Console   {base}/")
+    out.print(
+        "            sign in with an account's username and password; operators: "
+        "`smsgate operator create NAME`",
+        markup=False,
+    )
     out.print(f"  API docs  {base}/docs")
     out.print(f"  Database  {_describe_db(settings)}")
     for line in demo_lines:

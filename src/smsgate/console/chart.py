@@ -43,7 +43,8 @@ def daily_bars(days: list[DaySummary], label: str) -> Markup:
                 f'height="{h:.1f}"/>'
             )
         parts.append("</g>")
-        if i % 7 == 0 or i == len(days) - 1:
+        last = len(days) - 1
+        if i == last or (i % 7 == 0 and last - i >= 4):  # labels never overlap
             parts.append(
                 f'<text x="{x + bar / 2:.1f}" y="{HEIGHT + 14}" text-anchor="middle">'
                 f"{day.day.strftime('%m-%d')}</text>"
