@@ -20,7 +20,6 @@ from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
-
 from tests.e2e.console_support import Page, make_browser
 from tests.e2e.send_support import SEND_ENV
 from tests.e2e.server_support import ServerProcess
@@ -47,7 +46,7 @@ def seed(server: ServerProcess, receiver: Receiver) -> None:
     rng = random.Random(7)
     for n in range(160):
         phone = f"139{rng.randrange(10**8):08d}"
-        text = SIGN + rng.choice(["您的订单已发货", "会员积分到账", "验证码 %04d" % n, "预约提醒"])
+        text = SIGN + rng.choice(["您的订单已发货", "会员积分到账", f"验证码 {n:04d}", "预约提醒"])
         httpx.get(
             f"{server.url}/sms",
             params={"u": CUSTOMER, "p": _md5(CUSTOMER_PW), "m": phone, "c": f"{text} #{n}"},
