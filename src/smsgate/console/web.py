@@ -25,6 +25,7 @@ from smsgate import errors
 from smsgate.console import i18n
 from smsgate.console.deps import ConsoleDeps
 from smsgate.console.sessions import COOKIE, CUSTOMER, OPERATOR, Session, Signer
+from smsgate.core.accounts import is_usable
 
 log = logging.getLogger("smsgate.console")
 FLASH_COOKIE = "smsgate_flash"
@@ -174,7 +175,7 @@ def _still_valid(console: Console, session: Session) -> bool:
     """A signed-in session ends with its account (gone, disabled, expired) or operator."""
     if session.role == CUSTOMER:
         account = console.deps.snapshot.current.accounts.get(session.user)
-        return account is not None and account.status.value == "active"
+        return account is not None and is_usable(account, console.deps.clock.now())
     if session.role == OPERATOR:
         return console.deps.store.operator(session.user) is not None
     return True
