@@ -18,7 +18,6 @@ from tests.e2e.console_support import close_clients, csrf_of, new_client, signed
 from tests.e2e.send_support import SEND_ENV
 from tests.e2e.server_support import Account, ServerProcess, unique_name
 
-pytestmark = pytest.mark.backends("sqlite")
 OPERATOR_PASSWORD = "operator-pw-1"
 FLASH = re.compile(r'class="flash (ok|error)"[^>]*>([^<]*)<')
 

@@ -17,7 +17,6 @@ from smsgate.console import customer, entry, inbox, ops
 from tests.e2e.console_support import close_clients, csrf_of, new_client, signed_in, token
 from tests.e2e.server_support import Account, ServerProcess, unique_name
 
-pytestmark = pytest.mark.backends("sqlite")
 OPERATOR_PASSWORD = "operator-pw-1"
 
 

@@ -137,7 +137,10 @@ def page(
         ctx = Ctx(console, request, session, form)
         if fresh:
             ctx.start_session(session)
-        response = await _guarded(ctx, role, handler)
+        try:
+            response = await _guarded(ctx, role, handler)
+        finally:
+            await form.close()  # an uploaded file's spool
         if ctx._new_session is not None:
             _set_session_cookie(response, console.signer.dump(ctx._new_session), request, lifetime)
         return response
