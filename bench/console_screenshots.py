@@ -28,7 +28,7 @@ from tests.receivers import Receiver
 SIGN = "【短信宝】"
 OPERATOR, OPERATOR_PW = "ops", "operator-pw-1"
 CUSTOMER, CUSTOMER_PW = "shop", "customer-pw-1"
-DESKTOP, PHONE = (1280, 860), (390, 844)
+DESKTOP = (1280, 860)
 
 
 def seed(server: ServerProcess, receiver: Receiver) -> None:
@@ -110,10 +110,10 @@ def shoot(server: ServerProcess, out: Path, lang: str) -> None:
         page.open("/console/replies")
         page.css("#replies tbody a").click()
         driver.save_screenshot(str(out / f"reply-{suffix}.png"))
-        driver.set_window_size(*PHONE)
+        page.phone()
         page.open("/console")
         driver.save_screenshot(str(out / f"phone-{suffix}.png"))
-        driver.set_window_size(*DESKTOP)
+        page.phone(False)
         driver.delete_all_cookies()  # the operator signs in, in a fresh session
         if suffix == "en":
             driver.get(server.url + "/lang?to=en&next=/signin")

@@ -64,6 +64,14 @@ class Page:
         self.driver = driver
         self.base = base
 
+    def phone(self, on: bool = True) -> None:
+        """Emulate a phone's screen (390 x 844 CSS pixels), or stop emulating it."""
+        if on:
+            metrics = {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
+            self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+        else:
+            self.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
     def open(self, path: str) -> None:
         self.driver.get(self.base + path)
 
@@ -103,11 +111,20 @@ class Page:
         self.css(f"input[name=role][value={role}]").click()
         self.fill("#username", username)
         self.fill("#password", password)
-        self.css("form[action='/signin'] button[type=submit]").click()
+        self.submit("form[action='/signin']")
         wait_for(lambda: self.driver.current_url, lambda u: "/signin" not in u, timeout=WAIT)
 
     def submit(self, form: str) -> None:
-        self.css(f"{form} button[type=submit]").click()
+        self.click(self.css(f"{form} button[type=submit]"))
+
+    def click(self, element) -> None:  # type: ignore[no-untyped-def]
+        """Click what loads another page, and wait until the old one is gone."""
+        from selenium.webdriver.support import expected_conditions
+        from selenium.webdriver.support.wait import WebDriverWait
+
+        old = self.css("html")
+        element.click()
+        WebDriverWait(self.driver, WAIT).until(expected_conditions.staleness_of(old))
 
     def flash(self) -> str:
         return self.wait_text("", ".flash")

@@ -132,7 +132,7 @@ def test_a_template_applied_for_and_approved_opens_its_product(
 
     ops.open("/ops/templates")
     row = next(r for r in ops.all("#review tbody tr") if customer.username in r.text)
-    row.find_element("css selector", "button[value=approve]").click()
+    ops.click(row.find_element("css selector", "button[value=approve]"))
     ops.wait_text("已通过", ".flash")
 
     me.open("/console/templates")
@@ -192,7 +192,7 @@ def test_a_test_sms_shows_in_the_live_inbox_and_turns_delivered(
         interval=0.2,
     )
     me.open("/console/messages?phone=13900000003")
-    me.css("#messages tbody a").click()
+    me.click(me.css("#messages tbody a"))
     timeline = me.css("ol.timeline").text
     assert "已接收" in timeline
     assert "已送达" in timeline
@@ -238,7 +238,7 @@ def test_a_simulated_reply_is_pushed_and_its_attempt_shown(
         assert hits[-1].c == "收到 TD"
 
         me.open("/console/replies")
-        me.css("#replies tbody a").click()
+        me.click(me.css("#replies tbody a"))
         attempts = wait_for(
             lambda: (me.driver.refresh(), me.css("#attempts").text)[1],
             lambda text: "200" in text,
@@ -260,7 +260,7 @@ def test_a_revoked_api_key_is_refused_by_sms(
         sms(shared_server, customer.username, key, "13900000005", SIGN + "with the new key") == "0"
     )
     me.open("/console/keys")
-    me.css(f"tr[data-key='{key[:4]}'] button.danger").click()
+    me.click(me.css(f"tr[data-key='{key[:4]}'] button.danger"))
     me.wait_text("ApiKey", ".flash")
     shared_server.wait_synced()
     assert (
@@ -282,7 +282,7 @@ def test_operator_pages_words_carriers_and_replies(shared_server: ServerProcess,
     shared_server.wait_synced()  # the filter the server runs with has it now
     ops.fill("#text", "这里有违禁词甲")
     ops.submit("form[action='/ops/words/test']")
-    assert "违禁词甲" in ops.css("#test-result").text
+    ops.wait_text("违禁词甲", "#test-result")
     ops.open("/ops/carriers")
     assert "simulator" in ops.css("#carriers").text
     ops.open("/ops/replies")
@@ -294,5 +294,45 @@ def test_english_by_the_browsers_language(shared_server: ServerProcess, customer
         page.sign_in("customer", customer.username, customer.password)
         assert "Dashboard" in page.css("h1").text
         assert "Sent today" in page.text()
-        page.css("a.lang").click()  # the switch: to Chinese
+        page.click(page.css("a.lang"))  # the switch: to Chinese
         page.wait_text("概览", "h1")
+
+
+CUSTOMER_PAGES = ["/console", "/console/send", "/console/messages", "/console/inbox",
+                  "/console/replies", "/console/templates", "/console/keys",
+                  "/console/settings", "/console/ledger"]  # fmt: skip
+OPERATOR_PAGES = ["/ops", "/ops/templates", "/ops/words", "/ops/carriers", "/ops/replies",
+                  "/ops/audit"]  # fmt: skip
+UNLABELLED = """
+return [...document.querySelectorAll('input, select, textarea')]
+  .filter(e => e.type !== 'hidden')
+  .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
+  .map(e => e.name || e.id);
+"""
+OVERFLOW = """
+const width = document.documentElement.clientWidth;
+if (document.documentElement.scrollWidth <= width) return [];
+return [...document.querySelectorAll('body *')]
+  .filter(e => e.getBoundingClientRect().right > width + 1)
+  .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right));
+"""
+
+
+def test_every_field_has_a_label_and_no_page_overflows_a_phone(
+    shared_server: ServerProcess, customer: Customer, operator_name: str
+) -> None:
+    for page in browser_page(shared_server.url, "zh-CN"):
+        page.sign_in("customer", customer.username, customer.password)
+        page.phone()
+        for path in CUSTOMER_PAGES:
+            page.open(path)
+            if path == "/console/inbox":  # its rows come by server-sent events
+                page.wait_text("1390000", "#inbox tbody")
+            assert page.driver.execute_script(UNLABELLED) == [], path
+            assert page.driver.execute_script(OVERFLOW) == [], path
+        page.driver.delete_all_cookies()
+        page.sign_in("operator", operator_name, OPERATOR_PASSWORD)
+        for path in [*OPERATOR_PAGES, f"/ops/accounts/{customer.username}"]:
+            page.open(path)
+            assert page.driver.execute_script(UNLABELLED) == [], path
+            assert page.driver.execute_script(OVERFLOW) == [], path

@@ -36,6 +36,7 @@
       button.type = "button";
       button.className = "secondary reply";
       button.textContent = table.dataset.reply;
+      button.setAttribute("aria-label", table.dataset.reply + " " + m.phone);
       button.addEventListener("click", function () {
         document.getElementById("reply-phone").value = m.phone;
         document.getElementById("reply-content").focus();
