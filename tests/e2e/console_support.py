@@ -106,6 +106,17 @@ class Page:
         except StaleElementReferenceException:
             return ""
 
+    def inbox(self, phone: str) -> list[tuple[str, str]]:
+        """(row id, state) of the live inbox's rows for ``phone``, read in one step (rows
+        are replaced as states change, so element handles would go stale)."""
+        rows = self.driver.execute_script(
+            "return [...document.querySelectorAll('#inbox tbody tr')]"
+            ".filter(r => r.querySelector('.phone').textContent === arguments[0])"
+            ".map(r => [r.id, r.dataset.state]);",
+            phone,
+        )
+        return [(str(i), str(s)) for i, s in rows]
+
     def sign_in(self, role: str, username: str, password: str) -> None:
         self.open("/signin")
         self.css(f"input[name=role][value={role}]").click()

@@ -161,15 +161,10 @@ def test_a_test_sms_shows_in_the_live_inbox_and_turns_delivered(
         sms(shared_server, customer.username, customer.api_key, "13900000002", SIGN + "live one")
         == "0"
     )
-    row = wait_for(
-        lambda: [r for r in me.all("#inbox tbody tr") if "13900000002" in r.text],
-        timeout=10,
-        interval=0.2,
-    )[0]
-    row_id = row.get_attribute("id")
+    wait_for(lambda: me.inbox("13900000002"), timeout=10, interval=0.2)
     wait_for(
-        lambda: me.css(f"#{row_id}").get_attribute("data-state"),
-        lambda s: s == "delivered",
+        lambda: me.inbox("13900000002"),
+        lambda rows: [state for _id, state in rows] == ["delivered"],
         timeout=10,
         interval=0.2,
     )
@@ -182,12 +177,8 @@ def test_a_test_sms_shows_in_the_live_inbox_and_turns_delivered(
     me.wait_text("批次", ".flash")
     me.open("/console/inbox")
     wait_for(
-        lambda: [
-            r.get_attribute("data-state")
-            for r in me.all("#inbox tbody tr")
-            if "13900000003" in r.text
-        ],
-        lambda states: states == ["delivered"],
+        lambda: me.inbox("13900000003"),
+        lambda rows: [state for _id, state in rows] == ["delivered"],
         timeout=10,
         interval=0.2,
     )
@@ -223,12 +214,8 @@ def test_a_simulated_reply_is_pushed_and_its_attempt_shown(
             == "0"
         )
         me.open("/console/inbox")
-        row = wait_for(
-            lambda: [r for r in me.all("#inbox tbody tr") if "13900000004" in r.text],
-            timeout=10,
-            interval=0.2,
-        )[0]
-        row.find_element("css selector", "button.reply").click()
+        row_id, _state = wait_for(lambda: me.inbox("13900000004"), timeout=10, interval=0.2)[0]
+        me.css(f"#{row_id} button.reply").click()
         assert me.css("#reply-phone").get_attribute("value") == "13900000004"
         me.fill("#reply-content", "收到 TD")
         me.submit("#reply-form")

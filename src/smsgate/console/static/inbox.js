@@ -51,8 +51,9 @@
   source.addEventListener("error", function () { live.textContent = live.dataset.off; });
   source.addEventListener("message", function (event) {
     var m = JSON.parse(event.data);
+    var old = document.getElementById("m-" + m.id);
+    if (old && old.dataset.state === m.state) return;  // sent again after a reconnect
     var row = render(m);
-    var old = document.getElementById(row.id);
     if (old) body.replaceChild(row, old);
     else body.insertBefore(row, body.firstChild);
   });
