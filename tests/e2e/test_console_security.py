@@ -238,3 +238,13 @@ def test_language_by_accept_language_and_by_the_switch(world: World) -> None:
     assert "Sign in" in client.get("/signin").text
     evil = client.get("/lang", params={"to": "zh", "next": "//evil.example/"})
     assert evil.headers["location"] == "/"
+
+
+def test_a_bad_filter_is_a_clear_400_and_a_missing_message_a_404(world: World) -> None:
+    alice = signed_in(world.server.url, "customer", world.alice.username, world.alice.password)
+    bad = alice.get("/console/messages", params={"state": "nonsense"})
+    assert bad.status_code == 400
+    assert "nonsense" in bad.text
+    assert alice.get("/console/messages", params={"since": "yesterday"}).status_code == 400
+    assert alice.get("/console/messages/999999999").status_code == 404
+    assert alice.get("/console/messages/abc").status_code == 404

@@ -19,6 +19,7 @@ ZH_TEXT: dict[str, str] = {
     "Not allowed": "无权访问",
     "This page is not open to you.": "您无权访问此页面。",
     "Not found": "未找到",
+    "Cannot show this": "无法显示",
     "The form has expired": "表单已失效",
     "Reload the page and send the form again.": "请刷新页面后重新提交。",
     # navigation

@@ -92,6 +92,7 @@ class Ctx:
             csrf=self.session.csrf,
             path=self.request.url.path,
             flash=flash,
+            status=status,
             simulator=self.deps.simulator_on(),
             **values,
         )
@@ -161,7 +162,8 @@ async def _guarded(ctx: Ctx, role: str | None, handler: Handler) -> Response:
         return await handler(ctx)
     except errors.SmsgateError as refused:
         if safe:
-            return ctx.render("denied.html", status=404, reason=str(refused))
+            status = 404 if isinstance(refused, errors.NotFound) else 400
+            return ctx.render("denied.html", status=status, reason=_message(refused, ctx.lang))
         return ctx.back(error=_message(refused, ctx.lang))
 
 
