@@ -248,3 +248,13 @@ def test_a_bad_filter_is_a_clear_400_and_a_missing_message_a_404(world: World) -
     assert alice.get("/console/messages", params={"since": "yesterday"}).status_code == 400
     assert alice.get("/console/messages/999999999").status_code == 404
     assert alice.get("/console/messages/abc").status_code == 404
+
+
+def test_pages_may_not_be_framed_and_load_only_from_this_site(world: World) -> None:
+    alice = signed_in(world.server.url, "customer", world.alice.username, world.alice.password)
+    for path in ("/signin", "/console", "/console/settings"):
+        headers = alice.get(path).headers
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]
+        assert "default-src 'self'" in headers["content-security-policy"]
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["cache-control"] == "no-store"

@@ -32,6 +32,15 @@ FLASH_COOKIE = "smsgate_flash"
 LANG_COOKIE = "smsgate_lang"
 TEMPLATES = Path(__file__).parent / "templates"
 SAFE_METHODS = {"GET", "HEAD"}
+# Everything from this origin, nothing inline but the server-drawn SVG, never in a frame
+# (clickjacking); the Referer stays on this site (forms go back to the page they were on).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
 
 
 class Console:
@@ -144,6 +153,7 @@ def page(
             await form.close()  # an uploaded file's spool
         if ctx._new_session is not None:
             _set_session_cookie(response, console.signer.dump(ctx._new_session), request, lifetime)
+        response.headers.update(SECURITY_HEADERS)
         return response
 
     return endpoint
