@@ -9,10 +9,11 @@ aligned and padded with zero bytes. Nothing here reads a clock or a socket.
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
+
+from smsgate.core import cmpp as cmpp_rules
 
 HEADER = struct.Struct("!III")
 HEADER_SIZE = HEADER.size
@@ -125,16 +126,12 @@ class Reader:
 # -- CONNECT ---------------------------------------------------------------------------------
 
 
-def authenticator_source(source_addr: str, secret: str, timestamp: int) -> bytes:
-    """MD5(Source_Addr + 9 zero bytes + shared secret + timestamp as MMDDHHMMSS)."""
-    raw = source_addr.encode("ascii") + b"\0" * 9 + secret.encode() + f"{timestamp:010d}".encode()
-    return hashlib.md5(raw).digest()
+authenticator_source = cmpp_rules.authenticator_source
 
 
 def authenticator_ismg(status: int, source: bytes, secret: str, version: Version) -> bytes:
     """MD5(Status + AuthenticatorSource + shared secret); Status as wide as on the wire."""
-    raw = _uint(status, _widths(version).status) + source + secret.encode()
-    return hashlib.md5(raw).digest()
+    return cmpp_rules.authenticator_ismg(status, _widths(version).status, source, secret)
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,7 +386,7 @@ class MsgIdParts:
     sequence: int  # 16 bits
 
 
-_MSG_ID_BITS = (4, 5, 5, 6, 6, 22, 16)
+_MSG_ID_BITS = cmpp_rules.MSG_ID_BITS
 
 
 def make_msg_id(
