@@ -49,7 +49,7 @@ CONTRACT: dict[str, set[str]] = {
     "carrier add": {
         "--kind", "--host", "--port", "--system-id", "--password", "--system-type",
         "--source-addr", "--window", "--tps", "--binds", "--url", "--username",
-        "--access-key", "--secret", "--networks",
+        "--access-key", "--secret", "--networks", "--sp-id", "--version",
     },
     "carrier list": set(),
     "carrier show": set(),
