@@ -73,10 +73,10 @@ class Ismg:
         if self.mode == "silent":
             return
         if self.mode == "report_first":
-            report = codec.StatusReport(MSG_ID, "DELIVRD", "2612040530", "2612040531",
-                                        s.dest_terminal_ids[0])  # fmt: skip
-            deliver = codec.Deliver(MSG_ID, "10690001", s.dest_terminal_ids[0],
-                                    codec.encode_report(report, v), registered_delivery=1)  # fmt: skip
+            phone = s.dest_terminal_ids[0]
+            report = codec.StatusReport(MSG_ID, "DELIVRD", "2612040530", "2612040531", phone)
+            content = codec.encode_report(report, v)
+            deliver = codec.Deliver(MSG_ID, "10690001", phone, content, registered_delivery=1)
             writer.write(codec.frame(Command.DELIVER, 99, codec.encode_deliver(deliver, v)))
             await writer.drain()
             await asyncio.sleep(0.2)
@@ -157,8 +157,9 @@ async def test_unanswered_submit_is_unknown(ismg: Ismg) -> None:
         await carrier.stop()
 
 
-@pytest.mark.parametrize(("mode", "retry", "error"), [("busy", True, None),
-                                                     ("refuse", False, "CMPP Result 13")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("mode", "retry", "error"), [("busy", True, None), ("refuse", False, "CMPP Result 13")]
+)
 async def test_refusals(ismg: Ismg, mode: str, retry: bool, error: str | None) -> None:
     ismg.mode = mode
     carrier, _ = await started(ismg)
