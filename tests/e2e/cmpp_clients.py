@@ -45,6 +45,7 @@ class Seen:
     connect_status: int | None = None
     submit_resps: list[tuple[int, int]] = field(default_factory=list)  # (msg_id, result)
     reports: list[Report] = field(default_factory=list)
+    replies: list[tuple[str, str]] = field(default_factory=list)  # (user's number, text)
     closed: threading.Event = field(default_factory=threading.Event)
     changed: threading.Condition = field(default_factory=threading.Condition)
 
@@ -114,6 +115,7 @@ class PycmppCustomer(Cmpp):
         msg_id = body[:8]
         registered, length = body[63], body[64]
         content = body[65 : 65 + length]
+        about, stat, dest = 0, "", ""
         if registered == 1:
             # Status report: Msg_Id 8, Stat 7, Submit_time 10, Done_time 10, Dest 21, seq 4.
             (about,) = struct.unpack("!Q", content[:8])
@@ -129,6 +131,10 @@ class PycmppCustomer(Cmpp):
             self.send(head + resp_body)
         if registered == 1:
             self._note(lambda s: s.reports.append(Report(about, stat, dest)))
+        else:  # a user's reply (short: one part), Msg_Fmt 8 at offset 41, sender at 42
+            sender = body[42:63].rstrip(b"\0").decode()
+            text = content.decode("utf-16-be") if body[41] == 8 else content.decode("latin-1")
+            self._note(lambda s: s.replies.append((sender, text)))
 
     def _note(self, change) -> None:  # type: ignore[no-untyped-def]
         with self.seen.changed:

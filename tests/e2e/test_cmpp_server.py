@@ -209,3 +209,25 @@ def test_report_held_while_away_comes_on_next_login(gateway: ServerProcess) -> N
     finally:
         second.close()
     assert wait_for(lambda: owed_reports(gateway, username), lambda n: n == 0) == 0
+
+
+def test_user_reply_comes_back_as_deliver(gateway: ServerProcess) -> None:
+    username, sp_id = customer(gateway)
+    phone = str(next(_phones))
+    client = PycmppCustomer("127.0.0.1", cmpp_port(gateway), sp_id, SECRET)
+    try:
+        assert client.login() == 0
+        client.submit(f"【{SIGNATURE}】请回复", [phone])
+        assert client.wait(lambda s: s.reports), "no status report"
+        said = gateway.cli("simulate", "reply", phone, "好的，收到").stdout
+        assert username in said  # matched to the account that last sent to the number
+        assert client.wait(lambda s: s.replies), "no reply DELIVER"
+        assert client.seen.replies == [(phone, "好的，收到")]
+    finally:
+        client.close()
+
+    def owed() -> int:
+        with gateway.engine.connect() as conn:
+            return int(conn.execute(sa.text("SELECT count(*) FROM cmpp_replies")).scalar_one())
+
+    assert wait_for(owed, lambda n: n == 0) == 0  # answered: forgotten

@@ -122,6 +122,16 @@ class Login:
         return self.account.cmpp_secret
 
 
+@dataclass(frozen=True, slots=True)
+class DueReply:
+    """A user reply owed to a CMPP customer as a DELIVER."""
+
+    row_id: int
+    phone: str  # the user: Src_terminal_Id
+    dest: str | None  # what the user wrote to: Dest_Id
+    content: str
+
+
 MSG_ID_BITS = (4, 5, 5, 6, 6, 22, 16)  # month, day, hour, minute, second, gateway, sequence
 
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from smsgate import errors
 from smsgate.core import cmpp
 from smsgate.core.accounts import Account, ip_allowed, is_usable
-from smsgate.core.cmpp import ConnectStatus, DueReport, Login
+from smsgate.core.cmpp import ConnectStatus, DueReply, DueReport, Login
 from smsgate.core.messages import Kind
 from smsgate.ports import Clock, CmppReports
 from smsgate.services.accept import AcceptService, SendRequest
@@ -84,6 +84,12 @@ class CmppService:
 
     async def done(self, row_ids: Sequence[int]) -> None:
         await asyncio.to_thread(self._reports.done, list(row_ids))
+
+    async def due_replies(self, account_id: int) -> list[DueReply]:
+        return await asyncio.to_thread(self._reports.due_replies, account_id)
+
+    async def replies_done(self, row_ids: Sequence[int]) -> None:
+        await asyncio.to_thread(self._reports.replies_done, list(row_ids))
 
     def _accounts(self) -> dict[str, Account]:
         snap = self._snapshot.current

@@ -1,4 +1,5 @@
-"""The status reports owed to CMPP customers (table ``cmpp_reports``).
+"""The status reports (table ``cmpp_reports``) and replies (``cmpp_replies``) owed to CMPP
+customers.
 
 A row is written for each message of a SUBMIT the CMPP server accepted, per Msg_Id the
 customer was given; it is due once the message reaches a final state and is deleted when
@@ -13,7 +14,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from smsgate.core.cmpp import DueReport
+from smsgate.core.cmpp import DueReply, DueReport
 from smsgate.core.states import TERMINAL_STATES, MessageState
 from smsgate.store import tables as t
 from smsgate.store.db import reading, writing
@@ -70,3 +71,23 @@ class SqlCmppReports:
             return
         with writing(self.engine) as conn:
             conn.execute(t.cmpp_reports.delete().where(t.cmpp_reports.c.id.in_(row_ids)))
+
+    def due_replies(self, account_id: int, limit: int = 200) -> list[DueReply]:
+        r, mo = t.cmpp_replies, t.mo
+        query = (
+            sa.select(r.c.id, mo.c.phone, mo.c.dest, mo.c.content)
+            .join(mo, mo.c.id == r.c.mo_id)
+            .where(r.c.account_id == account_id)
+            .order_by(r.c.id)
+            .limit(limit)
+        )
+        with reading(self.engine) as conn:
+            return [
+                DueReply(row.id, row.phone, row.dest, row.content) for row in conn.execute(query)
+            ]
+
+    def replies_done(self, row_ids: Sequence[int]) -> None:
+        if not row_ids:
+            return
+        with writing(self.engine) as conn:
+            conn.execute(t.cmpp_replies.delete().where(t.cmpp_replies.c.id.in_(row_ids)))

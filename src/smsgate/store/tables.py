@@ -319,6 +319,17 @@ cmpp_reports = sa.Table(
     sa.Index(None, "account_id", "id"),
 )
 
+# User replies owed to a CMPP customer as DELIVERs: written with the reply (store/inbound.py)
+# when its account has a CMPP login, deleted when every part's DELIVER_RESP is back.
+cmpp_replies = sa.Table(
+    "cmpp_replies",
+    metadata,
+    _id(),
+    _account_fk(),
+    sa.Column("mo_id", BigId, sa.ForeignKey("mo.id", ondelete="CASCADE"), nullable=False),
+    sa.Index(None, "account_id", "id"),
+)
+
 # The parts of a message a carrier took in several parts, each with its own reference
 # and delivery report; the message settles when the last part has its report.
 message_parts = sa.Table(

@@ -25,8 +25,17 @@ from smsgate.carriers.cmpp.codec import Command, Version
 from smsgate.carriers.cmpp.links import PduStream
 from smsgate.core import cmpp
 from smsgate.core.accounts import Account
-from smsgate.core.cmpp import ConnectStatus, DueReport, Login, MsgIds
-from smsgate.core.segments import Concat, Reassembler, decode_text, parse_udh
+from smsgate.core.cmpp import ConnectStatus, DueReply, DueReport, Login, MsgIds
+from smsgate.core.segments import (
+    Coding,
+    Concat,
+    Reassembler,
+    concat_udh,
+    decode_text,
+    encode_text,
+    parse_udh,
+    split,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +55,8 @@ class Backend(Protocol):
     ) -> int: ...
     async def due(self, account_id: int, after: int) -> list[DueReport]: ...
     async def done(self, row_ids: Sequence[int]) -> None: ...
+    async def due_replies(self, account_id: int) -> list[DueReply]: ...
+    async def replies_done(self, row_ids: Sequence[int]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +79,8 @@ class CmppServer:
         self.now = now
         self.msg_ids = MsgIds(config.gateway)
         self.sessions: set[Session] = set()
-        self.in_flight_reports: dict[int, set[int]] = {}  # account -> report rows sent
+        # (account, "report" | "reply") -> rows sent on some connection, not yet answered
+        self.in_flight: dict[tuple[int, str], set[int]] = {}
         self._server: asyncio.Server | None = None
         self.chores: set[asyncio.Task[None]] = set()  # answered reports being forgotten
 
@@ -126,7 +138,9 @@ class Session:
         self.tasks: set[asyncio.Task[None]] = set()
         self.reassembler = Reassembler(server.config.part_timeout_seconds)
         self.groups: dict[tuple[str, int, int], _Group] = {}
-        self.sent_reports: dict[int, int] = {}  # DELIVER sequence -> report row
+        self.sent: dict[int, tuple[str, int]] = {}  # DELIVER sequence -> (kind, row)
+        self.reply_parts: dict[int, int] = {}  # reply row -> its parts not yet answered
+        self.reply_refs = 0
         self.closed = False
 
     async def run(self) -> None:
@@ -134,7 +148,7 @@ class Session:
         header, body = await asyncio.wait_for(self.stream.read(), cfg.login_timeout_seconds)
         if header.command != Command.CONNECT or not await self._login(header, body):
             return
-        self._spawn(self._report_loop())
+        self._spawn(self._outbox_loop())
         while not self.closed:
             try:
                 header, body = await asyncio.wait_for(self.stream.read(), cfg.active_test_seconds)
@@ -153,8 +167,8 @@ class Session:
         for task in list(self.tasks):
             task.cancel()
         if self.account is not None:
-            rows = self.server.in_flight_reports.get(self.account.id, set())
-            rows.difference_update(self.sent_reports.values())
+            for kind, row in self.sent.values():  # unanswered: another connection sends them
+                self.server.in_flight.get((self.account.id, kind), set()).discard(row)
         await self.stream.close()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -281,21 +295,33 @@ class Session:
 
     # -- status reports ---------------------------------------------------------------
 
-    async def _report_loop(self) -> None:
+    def _in_flight(self, kind: str) -> set[int]:
         assert self.account is not None
-        account = self.account
-        sending = self.server.in_flight_reports.setdefault(account.id, set())
+        return self.server.in_flight.setdefault((self.account.id, kind), set())
+
+    async def _outbox_loop(self) -> None:
+        """Send what the account is owed, keeping at most ``window`` DELIVERs unanswered."""
+        assert self.account is not None
+        backend = self.server.backend
         while not self.closed:
-            room = self.server.config.window - len(self.sent_reports)
+            room = self.server.config.window - len(self.sent)
             if room > 0:
-                for report in await self.server.backend.due(account.id, 0):
+                sending = self._in_flight("report")
+                for report in await backend.due(self.account.id, 0):
                     if room <= 0:
                         break
-                    if report.row_id in sending:
-                        continue
-                    sending.add(report.row_id)
-                    await self._send_report(report)
-                    room -= 1
+                    if report.row_id not in sending:
+                        sending.add(report.row_id)
+                        await self._send_report(report)
+                        room -= 1
+            if room > 0:
+                sending = self._in_flight("reply")
+                for reply in await backend.due_replies(self.account.id):
+                    if room <= 0:
+                        break
+                    if reply.row_id not in sending:
+                        sending.add(reply.row_id)
+                        room -= await self._send_reply(reply)
             await asyncio.sleep(self.server.config.report_poll_seconds)
 
     async def _send_report(self, report: DueReport) -> None:
@@ -318,26 +344,56 @@ class Session:
             registered_delivery=1,
             msg_fmt=0,
         )
+        await self._deliver("report", report.row_id, deliver)
+
+    async def _send_reply(self, reply: DueReply) -> int:
+        """The reply as DELIVERs (UCS-2, parts with a UDH when long); how many were sent."""
+        assert self.account is not None
+        pieces = split(reply.content, Coding.UCS2)
+        self.reply_refs = (self.reply_refs + 1) & 0xFF
+        self.reply_parts[reply.row_id] = len(pieces)
+        for seq, piece in enumerate(pieces, start=1):
+            payload = encode_text(piece, Coding.UCS2)
+            if len(pieces) > 1:
+                payload = concat_udh(self.reply_refs, len(pieces), seq) + payload
+            deliver = codec.Deliver(
+                msg_id=self.server.msg_ids.next(self.server.now()),
+                dest_id=reply.dest or self.account.cmpp_sp_id or "",
+                src_terminal_id=reply.phone,
+                msg_content=payload,
+                msg_fmt=Coding.UCS2,
+                tp_udhi=1 if len(pieces) > 1 else 0,
+            )
+            await self._deliver("reply", reply.row_id, deliver)
+        return len(pieces)
+
+    async def _deliver(self, kind: str, row: int, deliver: codec.Deliver) -> None:
         sequence = self.stream.next_sequence()
-        self.sent_reports[sequence] = report.row_id
-        await self.stream.send(
-            Command.DELIVER, sequence, codec.encode_deliver(deliver, self.version)
-        )
+        self.sent[sequence] = (kind, row)
+        body = codec.encode_deliver(deliver, self.version)
+        await self.stream.send(Command.DELIVER, sequence, body)
 
     def _reported(self, sequence: int) -> None:
-        row = self.sent_reports.pop(sequence, None)
-        if row is None or self.account is None:
+        """A DELIVER_RESP: the report (or the reply, once all its parts) is forgotten."""
+        sent = self.sent.pop(sequence, None)
+        if sent is None or self.account is None:
             return
-        # Not one of the session's tasks: an answered report is forgotten even when the
+        kind, row = sent
+        if kind == "reply":
+            self.reply_parts[row] -= 1
+            if self.reply_parts[row] > 0:
+                return
+            del self.reply_parts[row]
+        # Not one of the session's tasks: an answered DELIVER is forgotten even when the
         # link closes right after the answer.
-        task = asyncio.ensure_future(self._forget(row))
+        task = asyncio.ensure_future(self._forget(kind, row))
         self.server.chores.add(task)
         task.add_done_callback(self.server.chores.discard)
 
-    async def _forget(self, row: int) -> None:
-        await self.server.backend.done([row])
-        assert self.account is not None
-        self.server.in_flight_reports.get(self.account.id, set()).discard(row)
+    async def _forget(self, kind: str, row: int) -> None:
+        backend = self.server.backend
+        await (backend.done([row]) if kind == "report" else backend.replies_done([row]))
+        self._in_flight(kind).discard(row)
 
 
 def _concat_of(submit: codec.Submit) -> tuple[Concat | None, bytes]:

@@ -1,4 +1,4 @@
-"""cmpp: an account's CMPP login, and the status reports owed to CMPP customers
+"""cmpp: an account's CMPP login, and the status reports and replies owed to CMPP customers
 
 Revision ID: 0010
 Revises: 0009
@@ -45,9 +45,28 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_cmpp_reports")),
     )
     op.create_index(op.f("ix_cmpp_reports_account_id_id"), "cmpp_reports", ["account_id", "id"])
+    op.create_table(
+        "cmpp_replies",
+        sa.Column("id", _ID, primary_key=True, autoincrement=True),
+        sa.Column("account_id", _ID, nullable=False),
+        sa.Column("mo_id", _ID, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_cmpp_replies_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["mo_id"], ["mo.id"], name=op.f("fk_cmpp_replies_mo_id_mo"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_cmpp_replies")),
+    )
+    op.create_index(op.f("ix_cmpp_replies_account_id_id"), "cmpp_replies", ["account_id", "id"])
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_cmpp_replies_account_id_id"), table_name="cmpp_replies")
+    op.drop_table("cmpp_replies")
     op.drop_index(op.f("ix_cmpp_reports_account_id_id"), table_name="cmpp_reports")
     op.drop_table("cmpp_reports")
     op.drop_index(op.f("uq_accounts_cmpp_sp_id"), table_name="accounts")
