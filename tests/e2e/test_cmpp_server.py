@@ -231,3 +231,24 @@ def test_user_reply_comes_back_as_deliver(gateway: ServerProcess) -> None:
             return int(conn.execute(sa.text("SELECT count(*) FROM cmpp_replies")).scalar_one())
 
     assert wait_for(owed, lambda n: n == 0) == 0  # answered: forgotten
+
+
+def test_connection_limit_per_account(gateway: ServerProcess) -> None:
+    _, sp_id = customer(gateway)
+    port = cmpp_port(gateway)
+    clients = [PycmppCustomer("127.0.0.1", port, sp_id, SECRET) for _ in range(5)]
+    try:
+        statuses = [client.login() for client in clients]
+        assert statuses == [0, 0, 0, 0, 7]  # cmpp_connections_per_account: 4 by default
+    finally:
+        for client in clients:
+            client.close()
+
+    def login_once() -> int | None:
+        client = PycmppCustomer("127.0.0.1", port, sp_id, SECRET)
+        try:
+            return client.login()
+        finally:
+            client.close()
+
+    assert wait_for(login_once, lambda status: status == 0, 2) == 0  # freed on close
