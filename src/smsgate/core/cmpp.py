@@ -43,6 +43,7 @@ RESULT_OK = 0
 RESULT_BAD_STRUCTURE = 1
 RESULT_BAD_MSG_SRC = 11  # Msg_src is not the SP code this connection logged in with
 RESULT_BUSY = 8  # flow control: the window is full
+RESULT_SYSTEM_ERROR = 9  # 2.0: 其他错误; not accepted, nothing charged (docs/cmpp.md)
 
 
 def result_for(code: errors.ErrorCode) -> int:

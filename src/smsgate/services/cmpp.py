@@ -8,6 +8,7 @@ CONNECT authenticator in place of a password, and the reports owed for each Msg_
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 
 from smsgate import errors
@@ -18,6 +19,8 @@ from smsgate.core.messages import Kind
 from smsgate.ports import Clock, CmppReports
 from smsgate.services.accept import AcceptService, SendRequest
 from smsgate.services.snapshot import SnapshotHolder
+
+log = logging.getLogger(__name__)
 
 
 class CmppService:
@@ -74,9 +77,12 @@ class CmppService:
         if not is_usable(current, self._clock.now()):
             raise errors.Rejected(errors.ACCOUNT_INACTIVE)
         batch_id = await self._accept.accept(current, request)
-        await asyncio.to_thread(
-            self._reports.track, account.id, batch_id, list(msg_ids), self._clock.now()
-        )
+        try:
+            await asyncio.to_thread(
+                self._reports.track, account.id, batch_id, list(msg_ids), self._clock.now()
+            )
+        except Exception:  # accepted and charged all the same: only its reports are lost
+            log.exception("status reports of batch %d will not reach the customer", batch_id)
         return batch_id
 
     async def due(self, account_id: int, after: int) -> list[DueReport]:

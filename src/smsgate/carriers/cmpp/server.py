@@ -174,7 +174,15 @@ class Session:
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None and not isinstance(exc, ConnectionError | OSError):
+            log.error("CMPP %s: %r", self.peer, exc)
 
     # -- login ------------------------------------------------------------------------
 
@@ -285,6 +293,9 @@ class Session:
             result = cmpp.RESULT_OK
         except errors.Rejected as rejected:
             result = cmpp.result_for(rejected.code)
+        except Exception:  # not accepted (nothing committed): say so rather than stay silent
+            log.exception("CMPP %s: a SUBMIT could not be processed", self.peer)
+            result = cmpp.RESULT_SYSTEM_ERROR
         finally:
             self.busy -= 1
         await self._answer(sequence, msg_id, result)
@@ -304,25 +315,34 @@ class Session:
         assert self.account is not None
         backend = self.server.backend
         while not self.closed:
-            room = self.server.config.window - len(self.sent)
-            if room > 0:
-                sending = self._in_flight("report")
-                for report in await backend.due(self.account.id, 0):
-                    if room <= 0:
-                        break
-                    if report.row_id not in sending:
-                        sending.add(report.row_id)
-                        await self._send_report(report)
-                        room -= 1
-            if room > 0:
-                sending = self._in_flight("reply")
-                for reply in await backend.due_replies(self.account.id):
-                    if room <= 0:
-                        break
-                    if reply.row_id not in sending:
-                        sending.add(reply.row_id)
-                        room -= await self._send_reply(reply)
+            try:
+                await self._send_due(backend)
+            except (ConnectionError, OSError):
+                return  # the read loop sees the link go
+            except Exception:  # the database, say: try again next round
+                log.exception("CMPP %s: could not send what the account is owed", self.peer)
             await asyncio.sleep(self.server.config.report_poll_seconds)
+
+    async def _send_due(self, backend: Backend) -> None:
+        assert self.account is not None
+        room = self.server.config.window - len(self.sent)
+        if room <= 0:
+            return
+        sending = self._in_flight("report")
+        for report in await backend.due(self.account.id, 0):
+            if room <= 0:
+                return
+            if report.row_id not in sending:
+                sending.add(report.row_id)
+                await self._send_report(report)
+                room -= 1
+        sending = self._in_flight("reply")
+        for reply in await backend.due_replies(self.account.id):
+            if room <= 0:
+                return
+            if reply.row_id not in sending:
+                sending.add(reply.row_id)
+                room -= await self._send_reply(reply)
 
     async def _send_report(self, report: DueReport) -> None:
         assert self.account is not None
