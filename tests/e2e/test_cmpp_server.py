@@ -252,3 +252,28 @@ def test_connection_limit_per_account(gateway: ServerProcess) -> None:
             client.close()
 
     assert wait_for(login_once, lambda status: status == 0, 2) == 0  # freed on close
+
+
+def test_owed_report_survives_a_restart(gateway: ServerProcess) -> None:
+    username, sp_id = customer(gateway)
+    phone = str(next(_phones))
+    first = PycmppCustomer("127.0.0.1", cmpp_port(gateway), sp_id, SECRET, answer=False)
+    try:
+        assert first.login() == 0
+        first.submit(f"【{SIGNATURE}】重启之前", [phone])
+        assert first.wait(lambda s: s.submit_resps)
+        msg_id, _ = first.seen.submit_resps[0]
+        assert first.wait(lambda s: s.reports)  # received, deliberately not answered
+    finally:
+        first.close()
+    gateway.stop()
+    gateway.start()
+    assert owed_reports(gateway, username) == 1
+    second = PycmppCustomer("127.0.0.1", cmpp_port(gateway), sp_id, SECRET)
+    try:
+        assert second.login() == 0
+        assert second.wait(lambda s: s.reports), "report lost in the restart"
+        assert [r.msg_id for r in second.seen.reports] == [msg_id]
+    finally:
+        second.close()
+    assert wait_for(lambda: owed_reports(gateway, username), lambda n: n == 0) == 0
