@@ -184,3 +184,17 @@ async def test_forged_ismg_is_not_used(ismg: Ismg) -> None:
         assert ismg.events == []
     finally:
         await carrier.stop()
+
+
+async def test_a_message_that_cannot_be_written_fails_alone(ismg: Ismg) -> None:
+    ismg.mode = "plain"
+    carrier, _ = await started(ismg)
+    try:
+        too_long = Outgoing(id=2, phone="13800138000", content="【测试】你好", kind=Kind.SMS,
+                            units=1, ext_code="1" * 30)  # fmt: skip
+        bad, good = await carrier.submit([too_long, MESSAGE])
+        assert bad.error is not None
+        assert "not sendable" in bad.error
+        assert good.carrier_ref == codec.msg_id_text(MSG_ID)
+    finally:
+        await carrier.stop()

@@ -175,3 +175,11 @@ async def test_active_test_and_terminate(client: Client) -> None:
     header, _ = await client.read()
     assert (header.command, header.sequence) == (Command.TERMINATE_RESP, seq)
     assert await client.reader.read() == b""  # and the server hangs up
+
+
+async def test_malformed_connect_is_status_1(client: Client) -> None:
+    await client.send(Command.CONNECT, b"3002")  # cut short
+    header, body = await client.read()
+    assert header.command == Command.CONNECT_RESP
+    assert codec.decode_connect_resp(body, Version.V2).status == ConnectStatus.BAD_STRUCTURE
+    assert await client.reader.read() == b""

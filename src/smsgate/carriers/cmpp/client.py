@@ -140,6 +140,8 @@ class CmppCarrier:
             )
             try:
                 resp = await self._send(submit)
+            except codec.CodecError as exc:  # this message cannot be written; others can
+                return SubmitResult(message.id, error=f"not sendable over CMPP: {exc}")
             except NotWritten as exc:
                 if refs:
                     return SubmitResult(message.id, unknown=f"link lost between parts: {exc}")
@@ -296,13 +298,20 @@ class Link:
         elif header.command == Command.DELIVER:
             chore = asyncio.create_task(self._deliver(stream, header.sequence, body))
             self._chores.add(chore)
-            chore.add_done_callback(self._chores.discard)
+            chore.add_done_callback(self._chore_done)
         elif header.command == Command.ACTIVE_TEST:
             await stream.send(Command.ACTIVE_TEST_RESP, header.sequence, b"\0")
         elif header.command == Command.TERMINATE:
             await stream.send(Command.TERMINATE_RESP, header.sequence)
             return False
         return True
+
+    def _chore_done(self, chore: asyncio.Task[None]) -> None:
+        """A DELIVER not answered (the sink failed, a bad PDU): the ISMG sends it again."""
+        self._chores.discard(chore)
+        if not chore.cancelled() and chore.exception() is not None:
+            log.warning("CMPP %s: DELIVER left unanswered: %r", self.carrier.name,
+                        chore.exception())  # fmt: skip
 
     async def _deliver(self, stream: PduStream, sequence: int, body: bytes) -> None:
         """Hand a report or reply to the sink; answer the ISMG only once it is committed."""
@@ -336,7 +345,11 @@ class Link:
         fmt = deliver.msg_fmt
         text = payload.decode("latin-1") if fmt in (0, 3, 4) else decode_text(payload, fmt)
         key = f"{deliver.src_terminal_id}\0{deliver.dest_id}"
-        whole = self._parts.add(key, concat, text, time.monotonic())
+        now = time.monotonic()
+        for _, partial in self._parts.expired(now):
+            log.warning("CMPP %s: a long reply never completed (%d characters): dropped",
+                        self.carrier.name, len(partial))  # fmt: skip
+        whole = self._parts.add(key, concat, text, now)
         if whole is None:
             return None  # answered now; the reply goes in with its last part
         return IncomingReply(

@@ -187,7 +187,13 @@ class Session:
     # -- login ------------------------------------------------------------------------
 
     async def _login(self, header: codec.Header, body: bytes) -> bool:
-        connect = codec.decode_connect(body)
+        try:
+            connect = codec.decode_connect(body)
+        except codec.CodecError:
+            resp = codec.ConnectResp(ConnectStatus.BAD_STRUCTURE, b"", Version.V2)
+            body = codec.encode_connect_resp(resp, Version.V2)
+            await self.stream.send(Command.CONNECT_RESP, header.sequence, body)
+            return False
         self.version = codec.version_of(connect.version)
         login = self._check(connect)
         auth = b""
