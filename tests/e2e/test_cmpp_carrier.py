@@ -4,8 +4,8 @@ Gateway B runs the CMPP server (as a carrier's ISMG would) with the simulator be
 gateway A routes its product through a `cmpp` carrier logged in to B with an account's SP
 code and secret. Shown: a message sent to A over HTTP is submitted over CMPP, charged on
 B, and ends `delivered` on A through B's DELIVER status report (a long one by every
-part's report); B killed (the link drops) and started again: A reconnects and what was
-queued meanwhile is delivered, nothing twice.
+part's report); a user's reply at B reaches A's sender over CMPP; B killed (the link drops)
+and started again: A reconnects and what was queued meanwhile is delivered, nothing twice.
 """
 
 from __future__ import annotations
@@ -149,3 +149,24 @@ def test_dropped_link_and_restart(
     assert row is not None
     assert row.state == "delivered"
     assert count_messages(ismg, phone) == 1  # sent once
+
+
+def test_user_reply_reaches_the_sender_through_cmpp(
+    gateway: ServerProcess, ismg: ServerProcess, sender: Account
+) -> None:
+    phone = str(next(_phones))
+    assert send(gateway, sender, phone, f"【{SIGNATURE}】请回复Y") == "0"
+    assert delivered(gateway, phone) is not None
+    ismg.cli("simulate", "reply", phone, "Y，谢谢")  # the user answers, at B
+
+    def reply() -> sa.Row | None:
+        query = sa.text(
+            "SELECT mo.content, a.username FROM mo LEFT JOIN accounts a ON a.id = mo.account_id "
+            "WHERE mo.phone = :p"
+        )
+        with gateway.engine.connect() as conn:
+            return conn.execute(query, {"p": phone}).first()
+
+    row = wait_for(reply, lambda r: r is not None, 10)
+    assert row is not None
+    assert (row.content, row.username) == ("Y，谢谢", sender.username)
