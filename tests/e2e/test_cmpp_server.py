@@ -277,3 +277,14 @@ def test_owed_report_survives_a_restart(gateway: ServerProcess) -> None:
     finally:
         second.close()
     assert wait_for(lambda: owed_reports(gateway, username), lambda n: n == 0) == 0
+
+
+def test_login_refused_for_disabled_account_and_foreign_address(gateway: ServerProcess) -> None:
+    port = cmpp_port(gateway)
+    disabled, disabled_sp = customer(gateway)
+    gateway.cli("account", "set", disabled, "--disable")
+    fenced, fenced_sp = customer(gateway)
+    gateway.cli("account", "allow-ip", fenced, "10.9.8.0/24")
+    gateway.wait_synced()
+    assert cmppy_login_status("127.0.0.1", port, disabled_sp, SECRET) == 5
+    assert cmppy_login_status("127.0.0.1", port, fenced_sp, SECRET) == 6
