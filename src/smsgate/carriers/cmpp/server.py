@@ -4,9 +4,7 @@ Each connection is a :class:`Session`. A SUBMIT is answered once the send path h
 committed (or refused) it; up to ``window`` SUBMITs of one connection are worked on at
 once, more are answered Result 8 (flow control). The parts of a long message are each
 answered at once and the text is accepted, and billed, once the last part is in.
-Status reports owed to the account (held in the database) go out as DELIVERs; a report
-is forgotten only when its DELIVER_RESP comes back, so one that is not answered is sent
-again on the next connection.
+Status reports and replies owed to the account go out as DELIVERs (outbox.py).
 """
 
 from __future__ import annotations
@@ -23,19 +21,11 @@ from smsgate import errors
 from smsgate.carriers.cmpp import codec
 from smsgate.carriers.cmpp.codec import Command, Version
 from smsgate.carriers.cmpp.links import PduStream
+from smsgate.carriers.cmpp.outbox import Outbox
 from smsgate.core import cmpp
 from smsgate.core.accounts import Account
 from smsgate.core.cmpp import ConnectStatus, DueReply, DueReport, Login, MsgIds
-from smsgate.core.segments import (
-    Coding,
-    Concat,
-    Reassembler,
-    concat_udh,
-    decode_text,
-    encode_text,
-    parse_udh,
-    split,
-)
+from smsgate.core.segments import Concat, Reassembler, decode_text, parse_udh
 
 log = logging.getLogger(__name__)
 
@@ -138,9 +128,7 @@ class Session:
         self.tasks: set[asyncio.Task[None]] = set()
         self.reassembler = Reassembler(server.config.part_timeout_seconds)
         self.groups: dict[tuple[str, int, int], _Group] = {}
-        self.sent: dict[int, tuple[str, int]] = {}  # DELIVER sequence -> (kind, row)
-        self.reply_parts: dict[int, int] = {}  # reply row -> its parts not yet answered
-        self.reply_refs = 0
+        self.outbox: Outbox | None = None
         self.closed = False
 
     async def run(self) -> None:
@@ -148,7 +136,9 @@ class Session:
         header, body = await asyncio.wait_for(self.stream.read(), cfg.login_timeout_seconds)
         if header.command != Command.CONNECT or not await self._login(header, body):
             return
-        self._spawn(self._outbox_loop())
+        assert self.account is not None
+        self.outbox = Outbox(self.server, self.account, self.stream, self.version)
+        self._spawn(self.outbox.run(lambda: self.closed))
         while not self.closed:
             try:
                 header, body = await asyncio.wait_for(self.stream.read(), cfg.active_test_seconds)
@@ -166,9 +156,8 @@ class Session:
         self.closed = True
         for task in list(self.tasks):
             task.cancel()
-        if self.account is not None:
-            for kind, row in self.sent.values():  # unanswered: another connection sends them
-                self.server.in_flight.get((self.account.id, kind), set()).discard(row)
+        if self.outbox is not None:
+            self.outbox.release()
         await self.stream.close()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -231,7 +220,8 @@ class Session:
         if command == Command.SUBMIT:
             self._submit(header.sequence, body)
         elif command == Command.DELIVER_RESP:
-            self._reported(header.sequence)
+            if self.outbox is not None:
+                self.outbox.answered(header.sequence)
         elif command == Command.ACTIVE_TEST:
             await self.stream.send(Command.ACTIVE_TEST_RESP, header.sequence, b"\0")
         elif command == Command.TERMINATE:
@@ -309,117 +299,6 @@ class Session:
     async def _answer(self, sequence: int, msg_id: bytes, result: int) -> None:
         resp = codec.encode_resp(codec.Resp(msg_id, result), self.version)
         await self.stream.send(Command.SUBMIT_RESP, sequence, resp)
-
-    # -- status reports ---------------------------------------------------------------
-
-    def _in_flight(self, kind: str) -> set[int]:
-        assert self.account is not None
-        return self.server.in_flight.setdefault((self.account.id, kind), set())
-
-    async def _outbox_loop(self) -> None:
-        """Send what the account is owed, keeping at most ``window`` DELIVERs unanswered."""
-        assert self.account is not None
-        backend = self.server.backend
-        while not self.closed:
-            try:
-                await self._send_due(backend)
-            except (ConnectionError, OSError):
-                return  # the read loop sees the link go
-            except Exception:  # the database, say: try again next round
-                log.exception("CMPP %s: could not send what the account is owed", self.peer)
-            await asyncio.sleep(self.server.config.report_poll_seconds)
-
-    async def _send_due(self, backend: Backend) -> None:
-        assert self.account is not None
-        room = self.server.config.window - len(self.sent)
-        if room <= 0:
-            return
-        sending = self._in_flight("report")
-        for report in await backend.due(self.account.id, 0):
-            if room <= 0:
-                return
-            if report.row_id not in sending:
-                sending.add(report.row_id)
-                await self._send_report(report)
-                room -= 1
-        sending = self._in_flight("reply")
-        for reply in await backend.due_replies(self.account.id):
-            if room <= 0:
-                return
-            if reply.row_id not in sending:
-                sending.add(reply.row_id)
-                room -= await self._send_reply(reply)
-
-    async def _send_report(self, report: DueReport) -> None:
-        assert self.account is not None
-        content = codec.encode_report(
-            codec.StatusReport(
-                codec.msg_id_bytes(report.msg_id),
-                cmpp.stat_for(report.state, report.error),
-                cmpp.report_time(report.submitted_at),
-                cmpp.report_time(report.done_at),
-                report.phone,
-            ),
-            self.version,
-        )
-        deliver = codec.Deliver(
-            msg_id=self.server.msg_ids.next(self.server.now()),
-            dest_id=self.account.cmpp_sp_id or "",
-            src_terminal_id=report.phone,
-            msg_content=content,
-            registered_delivery=1,
-            msg_fmt=0,
-        )
-        await self._deliver("report", report.row_id, deliver)
-
-    async def _send_reply(self, reply: DueReply) -> int:
-        """The reply as DELIVERs (UCS-2, parts with a UDH when long); how many were sent."""
-        assert self.account is not None
-        pieces = split(reply.content, Coding.UCS2)
-        self.reply_refs = (self.reply_refs + 1) & 0xFF
-        self.reply_parts[reply.row_id] = len(pieces)
-        for seq, piece in enumerate(pieces, start=1):
-            payload = encode_text(piece, Coding.UCS2)
-            if len(pieces) > 1:
-                payload = concat_udh(self.reply_refs, len(pieces), seq) + payload
-            deliver = codec.Deliver(
-                msg_id=self.server.msg_ids.next(self.server.now()),
-                dest_id=reply.dest or self.account.cmpp_sp_id or "",
-                src_terminal_id=reply.phone,
-                msg_content=payload,
-                msg_fmt=Coding.UCS2,
-                tp_udhi=1 if len(pieces) > 1 else 0,
-            )
-            await self._deliver("reply", reply.row_id, deliver)
-        return len(pieces)
-
-    async def _deliver(self, kind: str, row: int, deliver: codec.Deliver) -> None:
-        sequence = self.stream.next_sequence()
-        self.sent[sequence] = (kind, row)
-        body = codec.encode_deliver(deliver, self.version)
-        await self.stream.send(Command.DELIVER, sequence, body)
-
-    def _reported(self, sequence: int) -> None:
-        """A DELIVER_RESP: the report (or the reply, once all its parts) is forgotten."""
-        sent = self.sent.pop(sequence, None)
-        if sent is None or self.account is None:
-            return
-        kind, row = sent
-        if kind == "reply":
-            self.reply_parts[row] -= 1
-            if self.reply_parts[row] > 0:
-                return
-            del self.reply_parts[row]
-        # Not one of the session's tasks: an answered DELIVER is forgotten even when the
-        # link closes right after the answer.
-        task = asyncio.ensure_future(self._forget(kind, row))
-        self.server.chores.add(task)
-        task.add_done_callback(self.server.chores.discard)
-
-    async def _forget(self, kind: str, row: int) -> None:
-        backend = self.server.backend
-        await (backend.done([row]) if kind == "report" else backend.replies_done([row]))
-        self._in_flight(kind).discard(row)
 
 
 def _concat_of(submit: codec.Submit) -> tuple[Concat | None, bytes]:
