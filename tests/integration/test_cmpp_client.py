@@ -5,7 +5,8 @@
   report reaches the sink, and the DELIVER_RESP is written only after the sink returned;
 - a SUBMIT never answered: `unknown`, never a retry; Result 8: not taken (retry);
   another Result: failed; no link: not taken, the carrier at fault;
-- a wrong AuthenticatorISMG: the link is not used.
+- a wrong AuthenticatorISMG: the link is not used; several connections, the tps limit and
+  ACTIVE_TEST when idle.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class Ismg:
     async def answer(self, writer: asyncio.StreamWriter, header: codec.Header, body: bytes) -> None:
         v = Version.V3
         if header.command == Command.CONNECT:
+            self.events.append("connect")
             c = codec.decode_connect(body)
             auth = codec.authenticator_ismg(0, c.authenticator, SECRET, v)
             auth = b"\0" * 16 if self.forge_auth else auth
@@ -64,6 +66,7 @@ class Ismg:
         elif header.command == Command.DELIVER_RESP:
             self.events.append("deliver_resp")
         elif header.command == Command.ACTIVE_TEST:
+            self.events.append("active_test")
             writer.write(codec.frame(Command.ACTIVE_TEST_RESP, header.sequence, b"\0"))
         await writer.drain()
 
@@ -113,13 +116,15 @@ async def ismg() -> AsyncIterator[Ismg]:
 async def started(ismg: Ismg, **overrides: float) -> tuple[CmppCarrier, Sink]:
     config = ClientConfig(
         host="127.0.0.1", port=ismg.port, sp_id="300250", secret=SECRET, version=Version.V3,
-        response_timeout=overrides.get("response_timeout", 2.0), active_test_seconds=5.0,
+        response_timeout=overrides.get("response_timeout", 2.0),
+        active_test_seconds=overrides.get("active_test_seconds", 5.0),
+        connections=int(overrides.get("connections", 1)), tps=overrides.get("tps", 0.0),
     )  # fmt: skip
     carrier = CmppCarrier("cmcc", config)
     sink = Sink(ismg)
     await carrier.start(sink)
     for _ in range(100):
-        if carrier.status()["links_up"]:
+        if carrier.status()["links_up"] == config.connections:
             break
         await asyncio.sleep(0.02)
     return carrier, sink
@@ -139,7 +144,7 @@ async def test_report_before_submit_resp(ismg: Ismg) -> None:
                 break
             await asyncio.sleep(0.02)
         assert [r.carrier_ref for r in sink.reports] == [codec.msg_id_text(MSG_ID)]
-        assert ismg.events == ["submit", "report_committed", "deliver_resp"]
+        assert ismg.events == ["connect", "submit", "report_committed", "deliver_resp"]
     finally:
         await carrier.stop()
 
@@ -152,7 +157,7 @@ async def test_unanswered_submit_is_unknown(ismg: Ismg) -> None:
         assert result.unknown is not None
         assert result.carrier_ref is None
         assert result.retry_after is None
-        assert ismg.events == ["submit"]  # sent once
+        assert ismg.events == ["connect", "submit"]  # sent once
     finally:
         await carrier.stop()
 
@@ -181,7 +186,7 @@ async def test_forged_ismg_is_not_used(ismg: Ismg) -> None:
         [result] = await carrier.submit([MESSAGE])
         assert result.retry_after is not None
         assert result.fault
-        assert ismg.events == []
+        assert "submit" not in ismg.events
     finally:
         await carrier.stop()
 
@@ -196,5 +201,25 @@ async def test_a_message_that_cannot_be_written_fails_alone(ismg: Ismg) -> None:
         assert bad.error is not None
         assert "not sendable" in bad.error
         assert good.carrier_ref == codec.msg_id_text(MSG_ID)
+    finally:
+        await carrier.stop()
+
+
+async def test_connections_tps_and_active_test(ismg: Ismg) -> None:
+    ismg.mode = "plain"
+    carrier, _ = await started(ismg, connections=2, tps=20.0, active_test_seconds=0.2)
+    try:
+        assert carrier.status()["links_up"] == 2
+        assert ismg.events.count("connect") == 2
+        batch = [Outgoing(id=i, phone="13800138000", content="【测试】限速", kind=Kind.SMS,
+                          units=1) for i in range(10)]  # fmt: skip
+        began = asyncio.get_running_loop().time()
+        results = await carrier.submit(batch)
+        took = asyncio.get_running_loop().time() - began
+        assert all(r.carrier_ref for r in results)
+        assert took >= 9 / 20 - 0.05  # 20 a second: the tenth waits for its slot
+        await asyncio.sleep(0.6)  # idle: each link sends ACTIVE_TEST
+        assert ismg.events.count("active_test") >= 2
+        assert carrier.status()["links_up"] == 2  # answered: the links stay
     finally:
         await carrier.stop()
