@@ -159,6 +159,7 @@ def test_cmppy_submit_is_charged(gateway: ServerProcess) -> None:
     assert msg_id != 0
     assert balance(gateway, username) == 99
     assert [r.phone for r in messages(gateway, username)] == [phone]
+    assert owed_reports(gateway, username) == 0  # cmppy asks for no report (Registered_Delivery 0)
 
 
 @pytest.mark.parametrize(

@@ -281,11 +281,12 @@ class Session:
         self, sequence: int, msg_id: bytes, submit: codec.Submit, text: str, msg_ids: list[str]
     ) -> None:
         assert self.account is not None
+        # Reports only where the customer asked for them (Registered_Delivery 1).
+        owed = msg_ids if submit.registered_delivery == 1 else []
         try:
             await self.server.backend.submit(
-                self.account, submit.dest_terminal_ids, text, submit.service_id, self.peer,
-                msg_ids,
-            )  # fmt: skip
+                self.account, submit.dest_terminal_ids, text, submit.service_id, self.peer, owed
+            )
             result = cmpp.RESULT_OK
         except errors.Rejected as rejected:
             result = cmpp.result_for(rejected.code)
