@@ -54,10 +54,11 @@ def test_stat_for(state: MessageState, error: str | None, stat: str) -> None:
 
 def test_msg_ids_carry_time_gateway_and_a_wrapping_sequence() -> None:
     ids = cmpp.MsgIds(gateway=300250, start=0xFFFE)
-    at = datetime(2026, 12, 4, 5, 30, 15, tzinfo=UTC)
+    at = datetime(2026, 12, 4, 5, 30, 15, tzinfo=UTC)  # 13:30:15 in China
     first, second = ids.next(at), ids.next(at)
     value = int.from_bytes(first, "big")
     assert value >> 60 == 12
+    assert (value >> 50) & 0x1F == 13  # the hour, China time
     assert (value >> 16) & 0x3FFFFF == 300250
     assert value & 0xFFFF == 0xFFFF
     assert int.from_bytes(second, "big") & 0xFFFF == 0  # wrapped
@@ -71,6 +72,8 @@ def test_authenticator_check() -> None:
 
 
 def test_times() -> None:
-    at = datetime(2026, 7, 4, 12, 30, 0, tzinfo=UTC)
+    at = datetime(2026, 7, 4, 4, 30, 0, tzinfo=UTC)  # 12:30 in China
     assert cmpp.timestamp_of(at) == 704123000
     assert cmpp.report_time(at) == "2607041230"
+    late = datetime(2026, 12, 31, 20, 0, 0, tzinfo=UTC)  # already the new year in China
+    assert cmpp.report_time(late) == "2701010400"

@@ -9,12 +9,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from enum import IntEnum
 
 from smsgate import errors
 from smsgate.core.accounts import Account
 from smsgate.core.states import MessageState
+
+# CMPP's times (CONNECT Timestamp, report times, the time in a Msg_Id) are China's wall
+# clock by convention: ISMGs and customers read them as Beijing time.
+CHINA_TIME = timezone(timedelta(hours=8), "CST")
 
 
 class ConnectStatus(IntEnum):
@@ -72,8 +76,8 @@ def authenticator_ok(source_addr: str, secret: str, timestamp: int, authenticato
 
 
 def timestamp_of(at: datetime) -> int:
-    """A CONNECT Timestamp (MMDDHHMMSS) as the number the PDU carries."""
-    return int(at.strftime("%m%d%H%M%S"))
+    """A CONNECT Timestamp (MMDDHHMMSS, China time) as the number the PDU carries."""
+    return int(at.astimezone(CHINA_TIME).strftime("%m%d%H%M%S"))
 
 
 # Stat of a status report, by the message's final state.
@@ -93,8 +97,8 @@ def stat_for(state: MessageState, error: str | None) -> str:
 
 
 def report_time(at: datetime) -> str:
-    """Submit_time / Done_time of a status report: YYMMDDHHMM."""
-    return at.strftime("%y%m%d%H%M")
+    """Submit_time / Done_time of a status report: YYMMDDHHMM, China time."""
+    return at.astimezone(CHINA_TIME).strftime("%y%m%d%H%M")
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +150,7 @@ class MsgIds:
 
     def next(self, at: datetime) -> bytes:
         self._sequence = (self._sequence + 1) & 0xFFFF
+        at = at.astimezone(CHINA_TIME)
         value = 0
         fields = (at.month, at.day, at.hour, at.minute, at.second, self._gateway, self._sequence)
         for part, bits in zip(fields, MSG_ID_BITS, strict=True):

@@ -264,7 +264,7 @@ class Link:
 
     async def _login(self, stream: PduStream) -> None:
         cfg = self.carrier.config
-        stamp = cmpp.timestamp_of(datetime.now())  # the ISMG's local time, by convention
+        stamp = cmpp.timestamp_of(datetime.now(UTC))
         source = codec.authenticator_source(cfg.sp_id, cfg.secret, stamp)
         connect = codec.Connect(cfg.sp_id, source, int(cfg.version), stamp)
         await stream.send(Command.CONNECT, stream.next_sequence(), codec.encode_connect(connect))

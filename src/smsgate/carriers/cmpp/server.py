@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
@@ -67,7 +68,8 @@ class CmppServer:
         self.backend = backend
         self.config = config
         self.now = now
-        self.msg_ids = MsgIds(config.gateway)
+        # A random start: Msg_Ids minted in the same second before a restart are not reused.
+        self.msg_ids = MsgIds(config.gateway, start=random.randrange(0x10000))
         self.sessions: set[Session] = set()
         # (account, "report" | "reply") -> rows sent on some connection, not yet answered
         self.in_flight: dict[tuple[int, str], set[int]] = {}
