@@ -27,12 +27,15 @@ const config = {
   refuse: [], // destinations answered ESME_RINVDSTADR
   throttle: 0, // answer the next N submit_sm with ESME_RTHROTTLED
   answer_then_hold: -1, // answer N more submit_sm, then hold every later one (-1: never hold)
+  receipts: true, // send receipts when asked for (registered_delivery)
+  record: true, // write the JSON lines (off for benchmarks)
 };
 const sessions = new Set();
 let nextId = 0x00a0000;
 let submits = 0;
 
 function log(direction, pdu, extra) {
+  if (!config.record) return;
   const entry = {
     t: Date.now() / 1000,
     dir: direction,
@@ -117,7 +120,7 @@ function onSubmit(session, pdu) {
   }
   if (config.answer_then_hold > 0) config.answer_then_hold -= 1;
   const messageId = (nextId++).toString(16).toUpperCase().padStart(10, '0');
-  const wantsReceipt = (pdu.registered_delivery & 0x03) !== 0;
+  const wantsReceipt = config.receipts && (pdu.registered_delivery & 0x03) !== 0;
   if (wantsReceipt && config.receipt_before_resp) receipt(session, pdu, messageId);
   answer(session, pdu, { message_id: messageId });
   if (wantsReceipt && !config.receipt_before_resp) {
@@ -132,6 +135,7 @@ function answer(session, pdu, options) {
 }
 
 const server = smpp.createServer((session) => {
+  session.socket.setNoDelay(true); // answer at once, as an SMSC should (no Nagle delay)
   sessions.add(session);
   session.on('close', () => sessions.delete(session));
   session.on('error', () => sessions.delete(session));
