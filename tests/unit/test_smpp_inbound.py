@@ -167,3 +167,29 @@ def test_message_payload_is_read_when_short_message_is_empty() -> None:
 def test_single_part_reply_decodes(coding: int) -> None:
     body = "Hi@".encode("utf-16-be") if coding == 8 else bytes((0x48, 0x69, 0x00))
     assert mo_text(ShortMessage(short_message=body, data_coding=coding))[1] == "Hi@"
+
+
+async def test_a_surrogate_pair_split_by_the_sender_is_joined_again() -> None:
+    sink = Sink()
+    inbound, _ = make(sink)
+    raw = "好😀吧".encode("utf-16-be")  # the emoji's halves land in different parts
+    first = ShortMessage("1", "2", concat_udh(5, 2, 1) + raw[:4], esm_class=0x40, data_coding=8)
+    second = ShortMessage("1", "2", concat_udh(5, 2, 2) + raw[4:], esm_class=0x40, data_coding=8)
+    await asyncio.gather(inbound.on_deliver(second), inbound.on_deliver(first))
+    assert [r.content for r in sink.replies] == ["好😀吧"]
+
+
+async def test_a_lone_surrogate_is_replaced_when_its_partner_never_comes() -> None:
+    sink = Sink()
+    inbound, clock = make(sink, timeout=5)
+    raw = "😀".encode("utf-16-be")
+    task = asyncio.create_task(
+        inbound.on_deliver(
+            ShortMessage("1", "2", concat_udh(6, 2, 1) + raw[:2], esm_class=0x40, data_coding=8)
+        )
+    )
+    await asyncio.sleep(0.01)
+    clock.now += 6
+    await inbound.sweep()
+    assert await task == Status.OK
+    assert [r.content for r in sink.replies] == ["\ufffd"]

@@ -28,6 +28,7 @@ class FakeSmsc:
         self.answers: list[Pdu] = []  # what the ESME answered (deliver_sm_resp, ...)
         self.writers: list[asyncio.StreamWriter] = []
         self.binds = 0
+        self.bind_status = 0
         self.server: asyncio.Server | None = None
 
     async def start(self) -> int:
@@ -45,7 +46,8 @@ class FakeSmsc:
     def _handle(self, writer: asyncio.StreamWriter, pdu: Pdu) -> None:
         if pdu.command_id == Cmd.BIND_TRANSCEIVER:
             self.binds += 1
-            writer.write(Pdu(Cmd.BIND_TRANSCEIVER_RESP, 0, pdu.sequence, b"fake\0").encode())
+            resp = Pdu(Cmd.BIND_TRANSCEIVER_RESP, self.bind_status, pdu.sequence, b"fake\0")
+            writer.write(resp.encode())
         elif pdu.command_id == Cmd.SUBMIT_SM:
             self.submits.append(pdu)
             status = self.policy(self, pdu)
@@ -281,4 +283,19 @@ async def test_deliver_sm_is_answered_after_the_sink_returned(smsc: FakeSmsc, si
     assert message_id_of(smsc.answers[0].body) == ""
     assert [r.carrier_ref for r in sink.reports] == ["id00001"]
     assert carrier.status()["last_receipt"] is not None
+    await carrier.stop()
+
+
+async def test_refused_bind_is_shown_and_retried_with_back_off(smsc: FakeSmsc, sink: Sink) -> None:
+    smsc.bind_status = Status.RINVPASWD
+    carrier = await carrier_for(smsc)
+    await carrier.start(sink)
+    await wait_until(lambda: carrier.status()["state"] == "bind refused")
+    assert "RINVPASWD" in str(carrier.status()["last_error"])
+    [result] = await carrier.submit([out(1)])
+    assert result.retry_after is not None
+    assert result.fault
+    smsc.bind_status = 0
+    await wait_until(lambda: carrier.status()["state"] == "bound")
+    assert smsc.binds >= 2  # refused, then bound on a retry
     await carrier.stop()

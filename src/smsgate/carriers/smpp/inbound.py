@@ -22,7 +22,7 @@ from smsgate.carriers.smpp import receipts
 from smsgate.carriers.smpp.pdu import ShortMessage, Status, Tag, tlv_int
 from smsgate.core.messages import DeliveryReport
 from smsgate.core.replies import IncomingReply
-from smsgate.core.segments import Concat, Reassembler, decode_text, parse_udh
+from smsgate.core.segments import Coding, Concat, Reassembler, decode_text, parse_udh
 from smsgate.ports import DeliverySink
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,27 @@ def mo_text(sm: ShortMessage) -> tuple[Concat | None, str]:
     ref = tlv_int(sm.tlv(Tag.SAR_MSG_REF_NUM))
     if concat is None and total and seq and ref is not None and 1 <= seq <= total:
         concat = Concat(ref, total, seq)
+    if concat is not None and concat.total > 1 and sm.data_coding == Coding.UCS2:
+        return concat, _ucs2_part(body)
     return concat, decode_text(body, sm.data_coding)
+
+
+def _ucs2_part(body: bytes) -> str:
+    """A UCS-2 part's text, a surrogate cut off at either end kept as it is.
+
+    smsgate never splits a surrogate pair, but a phone may: the halves are joined again
+    once the reply is whole (:func:`whole_text`).
+    """
+    try:
+        return body.decode("utf-16-be", errors="surrogatepass")
+    except UnicodeDecodeError:  # an odd number of octets
+        return decode_text(body, Coding.UCS2)
+
+
+def whole_text(text: str) -> str:
+    """Pair the surrogate halves that met at part boundaries; a lone one becomes U+FFFD."""
+    raw = text.encode("utf-16-be", errors="surrogatepass")
+    return raw.decode("utf-16-be", errors="replace")
 
 
 class Inbound:
@@ -114,7 +134,7 @@ class Inbound:
         waiting = self._waiting.pop(key, [])
         head = self._heads.pop(key)
         try:
-            await self._commit(head, text)
+            await self._commit(head, whole_text(text))
         except Exception as exc:
             for future in waiting:
                 if not future.done():
