@@ -100,7 +100,17 @@ function receipt(session, submit, messageId) {
     options.receipted_message_id = messageId;
     options.message_state = undeliv ? 5 : 2;
   }
-  sendPdu(session, 'deliver_sm', options);
+  deliver(session, options);
+}
+
+// A receipt whose link is gone waits for the next bind, as an SMSC stores receipts.
+function deliver(session, options) {
+  const live = sessions.has(session) ? session : [...sessions].find((s) => s.bound);
+  if (!live) {
+    setTimeout(() => deliver(session, options), 100);
+    return;
+  }
+  sendPdu(live, 'deliver_sm', options);
 }
 
 function onSubmit(session, pdu) {
@@ -145,7 +155,8 @@ const server = smpp.createServer((session) => {
   const bind = (pdu) => {
     const ok = pdu.system_id === config.system_id && pdu.password === config.password;
     answer(session, pdu, ok ? { system_id: 'testsmsc' } : { command_status: smpp.ESME_RBINDFAIL });
-    if (!ok) session.close();
+    if (ok) session.bound = true;
+    else session.close();
   };
   session.on('bind_transceiver', bind);
   session.on('bind_transmitter', bind);

@@ -224,7 +224,8 @@ class SmppCarrier:
         errors = [s.last_error for s in self._sessions if s.last_error]
         return {
             "state": _state(bound, len(self._sessions), self._sessions),
-            "binds": {"bound": bound, "configured": len(self._sessions)},
+            "binds": len(self._sessions),  # flat numbers: /metrics exports each as a gauge
+            "binds_bound": bound,
             "window": self._config.session.window,
             "window_in_use": sum(s.in_flight for s in self._sessions),
             "submits_per_second": round(recent / 5, 1),
