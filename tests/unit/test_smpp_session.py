@@ -29,6 +29,8 @@ class FakeSmsc:
         self.writers: list[asyncio.StreamWriter] = []
         self.binds = 0
         self.bind_status = 0
+        self.bound_as: list[tuple[Cmd, asyncio.StreamWriter]] = []
+        self.submitted_on: list[asyncio.StreamWriter] = []
         self.server: asyncio.Server | None = None
 
     async def start(self) -> int:
@@ -44,12 +46,14 @@ class FakeSmsc:
         writer.close()
 
     def _handle(self, writer: asyncio.StreamWriter, pdu: Pdu) -> None:
-        if pdu.command_id == Cmd.BIND_TRANSCEIVER:
+        if pdu.command_id in (Cmd.BIND_TRANSCEIVER, Cmd.BIND_TRANSMITTER, Cmd.BIND_RECEIVER):
             self.binds += 1
-            resp = Pdu(Cmd.BIND_TRANSCEIVER_RESP, self.bind_status, pdu.sequence, b"fake\0")
+            self.bound_as.append((Cmd(pdu.command_id), writer))
+            resp = Pdu(pdu.command_id | 0x80000000, self.bind_status, pdu.sequence, b"fake\0")
             writer.write(resp.encode())
         elif pdu.command_id == Cmd.SUBMIT_SM:
             self.submits.append(pdu)
+            self.submitted_on.append(writer)
             status = self.policy(self, pdu)
             if status is None:
                 self.held.append((writer, pdu))
@@ -298,4 +302,28 @@ async def test_refused_bind_is_shown_and_retried_with_back_off(smsc: FakeSmsc, s
     smsc.bind_status = 0
     await wait_until(lambda: carrier.status()["state"] == "bound")
     assert smsc.binds >= 2  # refused, then bound on a retry
+    await carrier.stop()
+
+
+async def test_transmitter_and_receiver_binds(smsc: FakeSmsc, sink: Sink) -> None:
+    assert smsc.server is not None
+    port = smsc.server.sockets[0].getsockname()[1]
+    session = SessionConfig("127.0.0.1", port, "esme", "pw", enquire_link_seconds=0)
+    config = SmppConfig(session, binds=2, bind_mode="transmitter+receiver")
+    carrier = SmppCarrier(config, name="cm")
+    await carrier.start(sink)
+    await wait_until(lambda: carrier.status()["binds_bound"] == 4)
+    kinds = sorted(kind.name for kind, _ in smsc.bound_as)
+    assert kinds == ["BIND_RECEIVER"] * 2 + ["BIND_TRANSMITTER"] * 2
+    results = await carrier.submit([out(i) for i in range(1, 9)])
+    assert all(r.accepted for r in results)
+    # submits only over the transmitters, spread over both
+    transmitters = {id(w) for kind, w in smsc.bound_as if kind is Cmd.BIND_TRANSMITTER}
+    assert {id(w) for w in smsc.submitted_on} == transmitters
+    receiver = next(w for kind, w in smsc.bound_as if kind is Cmd.BIND_RECEIVER)
+    reply = ShortMessage("13800138000", "1069", b"hello", data_coding=0)
+    receiver.write(Pdu(Cmd.DELIVER_SM, 0, 5, reply.encode()).encode())
+    await wait_until(lambda: smsc.answers)
+    assert (smsc.answers[0].command_id, smsc.answers[0].sequence) == (Cmd.DELIVER_SM_RESP, 5)
+    assert [r.content for r in sink.replies] == ["hello"]
     await carrier.stop()

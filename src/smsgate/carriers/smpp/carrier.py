@@ -96,6 +96,7 @@ class SmppCarrier:
         self._pacer = Pacer(config.tps)
         self._refs = itertools.count(int(time.time()) & 0xFF)
         self._sessions: list[Session] = []
+        self._picks: dict[int, int] = {}  # id(session) -> messages given to it
         self._sweeper: asyncio.Task[None] | None = None
         self._rate: dict[int, int] = {}  # second -> parts submitted
         self.submitted = 0
@@ -146,7 +147,12 @@ class SmppCarrier:
 
     def _pick(self) -> Session | None:
         bound = [s for s in self._sessions if s.can_submit and s.bound]
-        return min(bound, key=lambda s: s.in_flight) if bound else None
+        if not bound:
+            return None
+        # the fewest in flight; among equals the least used, so a burst spreads over binds
+        chosen = min(bound, key=lambda s: (s.in_flight, self._picks.get(id(s), 0)))
+        self._picks[id(chosen)] = self._picks.get(id(chosen), 0) + 1
+        return chosen
 
     def _bodies(self, message: Outgoing) -> list[ShortMessage]:
         parts = encoding.encode(message.content, message.units, next(self._refs))
