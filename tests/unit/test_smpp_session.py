@@ -327,3 +327,30 @@ async def test_transmitter_and_receiver_binds(smsc: FakeSmsc, sink: Sink) -> Non
     assert (smsc.answers[0].command_id, smsc.answers[0].sequence) == (Cmd.DELIVER_SM_RESP, 5)
     assert [r.content for r in sink.replies] == ["hello"]
     await carrier.stop()
+
+
+async def test_tps_spaces_the_submits(smsc: FakeSmsc, sink: Sink) -> None:
+    assert smsc.server is not None
+    port = smsc.server.sockets[0].getsockname()[1]
+    session = SessionConfig("127.0.0.1", port, "esme", "pw", enquire_link_seconds=0)
+    carrier = SmppCarrier(SmppConfig(session, tps=50), name="cm")
+    await carrier.start(sink)
+    await wait_until(lambda: carrier.status()["state"] == "bound")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert all(r.accepted for r in await carrier.submit([out(i) for i in range(1, 11)]))
+    assert loop.time() - started >= 9 / 50 * 0.9  # 10 starts at 50/s: 9 intervals
+    await carrier.stop()
+
+
+async def test_unanswered_enquire_link_drops_and_rebinds(smsc: FakeSmsc, sink: Sink) -> None:
+    assert smsc.server is not None
+    port = smsc.server.sockets[0].getsockname()[1]
+    session = SessionConfig(
+        "127.0.0.1", port, "esme", "pw", response_timeout=0.2, enquire_link_seconds=0.1,
+        backoff_min=0.05,
+    )  # fmt: skip
+    carrier = SmppCarrier(SmppConfig(session), name="cm")
+    await carrier.start(sink)  # the fake SMSC never answers enquire_link
+    await wait_until(lambda: smsc.binds >= 2)
+    await carrier.stop()
