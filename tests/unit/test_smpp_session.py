@@ -354,3 +354,18 @@ async def test_unanswered_enquire_link_drops_and_rebinds(smsc: FakeSmsc, sink: S
     await carrier.start(sink)  # the fake SMSC never answers enquire_link
     await wait_until(lambda: smsc.binds >= 2)
     await carrier.stop()
+
+
+async def test_international_numbers_go_without_plus(smsc: FakeSmsc, sink: Sink) -> None:
+    carrier = await started(smsc, sink)
+    intl = Outgoing(1, "+447700900123", "Your code is 1234", Kind.INTL, 1)
+    [result] = await carrier.submit([intl])
+    assert result.accepted
+    sm = ShortMessage.decode(smsc.submits[0].body)
+    assert (sm.destination_addr, sm.dest_ton, sm.dest_npi, sm.data_coding) == (
+        "447700900123",
+        0,
+        1,
+        0,  # GSM-7: it fits one part, as billed
+    )
+    await carrier.stop()

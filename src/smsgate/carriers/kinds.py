@@ -221,7 +221,7 @@ SMPP_KIND = CarrierKind(
         Option("source_addr", str, "Source number; an account's extended code is appended."),
         Option("source_ton", int, "Source address TON (5: alphanumeric).", default=0),
         Option("source_npi", int, "Source address NPI.", default=0),
-        Option("dest_ton", int, "Destination TON (1: international).", default=1),
+        Option("dest_ton", int, "Destination TON (0: as stored; 1: international).", default=0),
         Option("dest_npi", int, "Destination NPI (1: E.164).", default=1),
         Option("window", int, "submit_sm in flight per bind.", default=32),
         Option("tps", float, "Parts per second at most, all binds (0: none).", default=0.0),

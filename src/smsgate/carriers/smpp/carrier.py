@@ -53,7 +53,7 @@ class SmppConfig:
     source_addr: str = ""
     source_ton: int = 0
     source_npi: int = 0
-    dest_ton: int = 1
+    dest_ton: int = 0  # numbers are stored national (13800138000): TON unknown
     dest_npi: int = 1
     tps: float = 0.0  # parts per second over the whole connector; 0: no limit
     binds: int = 1
@@ -160,7 +160,7 @@ class SmppCarrier:
         return [
             ShortMessage(
                 source_addr=c.source_addr + (message.ext_code or ""),
-                destination_addr=message.phone,
+                destination_addr=message.phone.removeprefix("+"),  # no "+" in an SMPP address
                 short_message=body,
                 source_ton=c.source_ton,
                 source_npi=c.source_npi,
@@ -275,7 +275,7 @@ def build(name: str, options: Mapping[str, Any]) -> SmppCarrier:
         source_addr=str(options.get("source_addr") or ""),
         source_ton=int(number("source_ton", 0)),
         source_npi=int(number("source_npi", 0)),
-        dest_ton=int(number("dest_ton", 1)),
+        dest_ton=int(number("dest_ton", 0)),
         dest_npi=int(number("dest_npi", 1)),
         tps=number("tps", 0.0),
         binds=int(number("binds", 1)),
