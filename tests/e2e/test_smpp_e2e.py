@@ -91,7 +91,7 @@ def _normal_smsc(smsc: Smsc) -> Iterator[None]:
     yield
     smsc.configure(
         receipt_form="text", receipt_before_resp=False, undeliverable=[], refuse=[],
-        throttle=0, answer_then_hold=-1,
+        throttle=0, answer_then_hold=-1, receipt_id_base="same",
     )  # fmt: skip
 
 
@@ -165,6 +165,36 @@ def test_chinese_300_characters_arrive_as_five_ucs2_parts(
     assert [ref for ref, _ in parts_of(gateway, phone)] == given
     assert all(str(ref).startswith("0000") for ref in given)
     assert {state for _, state in parts_of(gateway, phone)} == {"delivered"}
+
+
+def _rebind_with(gateway: ServerProcess, smsc: Smsc, *options: str) -> None:
+    binds = len(smsc.pdus("bind_transceiver"))
+    gateway.cli("carrier", "set", "smsc", *options)
+    wait_for(lambda: len(smsc.pdus("bind_transceiver")), lambda n: n > binds, timeout=10)
+    smsc.wait_bound()
+
+
+def test_receipt_ids_in_another_base_match_when_the_carrier_says_so(
+    gateway: ServerProcess, smsc: Smsc, customer: Account
+) -> None:
+    """The SMSC answers submit_sm with a hex id and writes it in decimal in the receipt."""
+    smsc.configure(receipt_form="text", receipt_id_base="dec")
+    _rebind_with(gateway, smsc, "--opt", "id_bases=hex/dec")
+    try:
+        phone = str(next(_phones))
+        send(gateway, customer, [phone], f"【{SIGNATURE}】验证码 9876")
+        assert settle(gateway, [phone]) == {phone: "delivered"}
+        with gateway.engine.connect() as conn:
+            ref = conn.execute(
+                sa.text("SELECT carrier_ref FROM messages WHERE phone = :p"), {"p": phone}
+            ).scalar_one()
+        # stored as the number both forms denote: answered in hex, receipted in decimal
+        answered = {str(p["message_id"]) for p in smsc.pdus("submit_sm_resp")}
+        assert f"{int(ref):010X}" in answered
+        receipts = [str(p["short_message_hex"]) for p in smsc.pdus("deliver_sm")]
+        assert any(f"id:{ref} ".encode().hex() in r for r in receipts)
+    finally:
+        _rebind_with(gateway, smsc, "--opt", "id_bases=as-is")
 
 
 @pytest.mark.parametrize(("form", "before"), [("text", False), ("tlv", False), ("both", True)])

@@ -106,3 +106,25 @@ def test_mo_is_not_a_receipt() -> None:
 @pytest.mark.parametrize("text", ["stat:DELIVRD err:000", "id: stat:DELIVRD", "id:5 err:1"])
 def test_receipts_missing_id_or_stat_give_none(text: str) -> None:
     assert receipts.parse(receipt_sm(text)) is None
+
+
+@pytest.mark.parametrize(
+    ("bases", "answered", "receipted"),
+    [
+        ("hex/dec", "0A1F", "2591"),
+        ("hex/dec", "0a1f", "0000002591"),
+        ("dec/hex", "2591", "a1f"),
+        ("hex/hex", "00A1F", "a1f"),
+        ("dec/dec", "002591", "2591"),
+    ],
+)
+def test_ids_written_in_other_bases_meet_in_one_form(
+    bases: str, answered: str, receipted: str
+) -> None:
+    assert receipts.submitted_id(answered, bases) == receipts.receipted_id(receipted, bases)
+
+
+def test_as_is_keeps_ids_exactly_and_non_numbers_pass_through() -> None:
+    assert receipts.submitted_id("0A1F", "as-is") == "0A1F"
+    assert receipts.receipted_id("0a1f", "as-is") == "0a1f"
+    assert receipts.receipted_id("msg-77", "hex/dec") == "msg-77"

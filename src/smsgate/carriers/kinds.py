@@ -14,6 +14,7 @@ from typing import Any
 from smsgate.carriers import aliyun, smsbao, tencent
 from smsgate.carriers.simulator import SimulatorCarrier, SimulatorConfig
 from smsgate.carriers.smpp import carrier as smpp
+from smsgate.carriers.smpp.receipts import ID_BASES
 from smsgate.core.carriers import CarrierConfig
 from smsgate.core.routing import Rules, parse_networks
 from smsgate.ports import Carrier
@@ -240,6 +241,14 @@ SMPP_KIND = CarrierKind(
             float,
             "A long reply missing parts this long is kept as it arrived.",
             default=60.0,
+        ),
+        Option(
+            "id_bases",
+            str,
+            "Bases of ids in submit_sm_resp/receipts (e.g. hex/dec) when an SMSC writes them "
+            "differently; as-is matches the text exactly.",
+            default="as-is",
+            choices=ID_BASES,
         ),
     ),
     smpp.build,

@@ -23,6 +23,7 @@ const config = {
   receipt_delay_ms: 50,
   receipt_form: 'text', // text, tlv or both
   receipt_before_resp: false,
+  receipt_id_base: 'same', // 'dec': the text receipt writes the (hex) id in decimal
   undeliverable: [], // destinations whose receipt says UNDELIV
   refuse: [], // destinations answered ESME_RINVDSTADR
   throttle: 0, // answer the next N submit_sm with ESME_RTHROTTLED
@@ -92,8 +93,9 @@ function receipt(session, submit, messageId) {
     short_message: Buffer.alloc(0),
   };
   if (config.receipt_form !== 'tlv') {
+    const textId = config.receipt_id_base === 'dec' ? parseInt(messageId, 16).toString() : messageId;
     options.short_message = Buffer.from(
-      `id:${messageId} sub:001 dlvrd:${undeliv ? '000' : '001'} submit date:${stamp()} ` +
+      `id:${textId} sub:001 dlvrd:${undeliv ? '000' : '001'} submit date:${stamp()} ` +
       `done date:${stamp()} stat:${stat} err:${err} text:`, 'ascii');
   }
   if (config.receipt_form !== 'text') {

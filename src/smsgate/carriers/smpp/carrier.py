@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from smsgate.carriers.smpp import encoding
+from smsgate.carriers.smpp import encoding, receipts
 from smsgate.carriers.smpp.inbound import Inbound
 from smsgate.carriers.smpp.pdu import ShortMessage, Status
 from smsgate.carriers.smpp.session import (
@@ -60,6 +60,7 @@ class SmppConfig:
     bind_mode: str = "transceiver"  # or "transmitter+receiver"
     registered_delivery: int = 1
     reassembly_seconds: float = 60.0
+    id_bases: str = "as-is"  # how submit_sm_resp and receipts write ids (receipts.ID_BASES)
 
 
 class Pacer:
@@ -92,7 +93,7 @@ class SmppCarrier:
     def __init__(self, config: SmppConfig, name: str = "smpp") -> None:
         self.name = name
         self._config = config
-        self._inbound = Inbound(name, config.reassembly_seconds)
+        self._inbound = Inbound(name, config.reassembly_seconds, id_bases=config.id_bases)
         self._pacer = Pacer(config.tps)
         self._refs = itertools.count(int(time.time()) & 0xFF)
         self._sessions: list[Session] = []
@@ -187,7 +188,7 @@ class SmppCarrier:
                 return _Part("maybe", str(exc))
             if status == Status.OK:
                 self._count()
-                return _Part("taken", message_id)
+                return _Part("taken", receipts.submitted_id(message_id, self._config.id_bases))
             if status not in THROTTLED:
                 self._error(f"submit_sm: {status_name(status)}")
                 kind = "not_sent" if status in TRANSIENT else "refused"
@@ -281,5 +282,6 @@ def build(name: str, options: Mapping[str, Any]) -> SmppCarrier:
         binds=int(number("binds", 1)),
         bind_mode=str(options.get("bind_mode") or "transceiver"),
         reassembly_seconds=number("reassembly_seconds", 60.0),
+        id_bases=str(options.get("id_bases") or "as-is"),
     )
     return SmppCarrier(config, name)

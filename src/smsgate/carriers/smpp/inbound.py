@@ -70,8 +70,10 @@ class Inbound:
         carrier: str,
         reassembly_seconds: float = 60.0,
         monotonic: Callable[[], float] = time.monotonic,
+        id_bases: str = "as-is",
     ) -> None:
         self._carrier = carrier
+        self._id_bases = id_bases
         self._sink: DeliverySink | None = None
         self._reassembler = Reassembler(reassembly_seconds)
         self._waiting: defaultdict[str, list[asyncio.Future[None]]] = defaultdict(list)
@@ -105,7 +107,8 @@ class Inbound:
         if state is None:
             return  # intermediate (ENROUTE, ACCEPTD): the final one follows
         at = datetime.now(UTC)
-        report = DeliveryReport(self._carrier, receipt.message_id, state, receipt.error, at)
+        ref = receipts.receipted_id(receipt.message_id, self._id_bases)
+        report = DeliveryReport(self._carrier, ref, state, receipt.error, at)
         await self._require_sink().delivery_report(report)
         self.receipts += 1
         self.last_receipt = at

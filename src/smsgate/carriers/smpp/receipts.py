@@ -6,6 +6,11 @@ submit date:... done date:... stat:DELIVRD err:000 text:...``), in the
 when present: they carry the id in the very form submit_sm_resp gave it. An id is kept
 exactly as written (hex or decimal, leading zeros and case kept): it is matched as is
 against the reference stored at submit time.
+
+Some SMSCs answer submit_sm with an id in one base and write the receipt's id in another
+(hex in the answer, decimal in the text). For those the operator names both bases
+(``id_bases``, like Kannel's msg-id-type): both ids are then stored and matched as the
+decimal number they denote, so "0A1F" answered and "2591" receipted are the same message.
 """
 
 from __future__ import annotations
@@ -86,6 +91,31 @@ def parse(sm: ShortMessage) -> Receipt | None:
         network = sm.tlv(Tag.NETWORK_ERROR_CODE)
         err = network.hex() if network else None
     return Receipt(message_id, stat, err)
+
+
+# id_bases option: "<submit_sm_resp base>/<receipt base>", or "as-is" (exact text).
+ID_BASES = ("as-is", "dec/dec", "hex/dec", "dec/hex", "hex/hex")
+_BASE = {"dec": 10, "hex": 16}
+
+
+def submitted_id(message_id: str, id_bases: str) -> str:
+    """The reference to store for an id submit_sm_resp gave."""
+    return _as_number(message_id, id_bases, 0)
+
+
+def receipted_id(message_id: str, id_bases: str) -> str:
+    """The reference a receipt's id names, in the form :func:`submitted_id` stored."""
+    return _as_number(message_id, id_bases, 1)
+
+
+def _as_number(message_id: str, id_bases: str, side: int) -> str:
+    if id_bases == "as-is":
+        return message_id
+    base = _BASE[id_bases.split("/")[side]]
+    try:
+        return str(int(message_id, base))
+    except ValueError:
+        return message_id  # not a number in that base: matched as written
 
 
 def _field(text: str, key: str) -> str | None:
