@@ -1,6 +1,7 @@
 """smsgate's CMPP server with independent PyPI clients as customers (docs/cmpp.md).
 
-One real `smsgate serve` with the CMPP port on (the `cmpp_port` setting), messages going
+One real `smsgate serve` (SQLite, and PostgreSQL where configured) with the CMPP port on
+(the `cmpp_port` setting), messages going
 through the built-in simulator. `pycmpp` (CMPP 2.0) and `cmppy` (CMPP 3.0) log in with an
 account's SP code and shared secret and submit. Shown: a SUBMIT is charged like `/sms`;
 refusals come back as the documented Result (bad signature 52, balance 41); bad logins as
@@ -12,7 +13,6 @@ whole and billed once; a report owed while the client is away waits for its next
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -21,8 +21,6 @@ from tests.e2e.cmpp_clients import PycmppCustomer, cmppy_login_status, cmppy_sub
 from tests.e2e.server_support import ServerProcess, free_port
 from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.backends("sqlite")
-
 SIGNATURE = "短信宝"
 SECRET = "s3cret-cmpp"
 _sp_ids = itertools.count(300250)
@@ -30,19 +28,18 @@ _phones = itertools.count(13800000001)
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    data = tmp_path_factory.mktemp("cmpp")
-    env = {
+def shared_server_env() -> dict[str, str]:
+    return {
         "SMSGATE_CMPP_PORT": str(free_port()),
         "SMSGATE_CMPP_REPORT_POLL_SECONDS": "0.1",
         "SMSGATE_SIMULATOR_DELAY_SECONDS": "0.2",
     }
-    proc = ServerProcess(data, f"sqlite:///{data / 'smsgate.db'}", env)
-    proc.cli("migrate")
-    try:
-        yield proc.start()
-    finally:
-        proc.close()
+
+
+@pytest.fixture
+def gateway(shared_server: ServerProcess) -> ServerProcess:
+    """One server for the module, on SQLite and on PostgreSQL."""
+    return shared_server
 
 
 def cmpp_port(gateway: ServerProcess) -> int:
