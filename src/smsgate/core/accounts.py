@@ -6,7 +6,7 @@ import hashlib
 import ipaddress
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
@@ -47,7 +47,7 @@ class Account:
     # CMPP server login (docs/cmpp.md): the SP code and the shared secret, kept as given
     # because the CONNECT authenticator is an MD5 over it (it cannot be a one-way hash).
     cmpp_sp_id: str | None = None
-    cmpp_secret: str | None = None
+    cmpp_secret: str | None = field(default=None, repr=False)  # never in a log line
 
 
 def validate_username(name: str) -> str:
