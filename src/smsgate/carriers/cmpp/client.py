@@ -102,12 +102,13 @@ class CmppCarrier:
 
     def status(self) -> Mapping[str, object]:
         up = sum(1 for link in self.links if link.up)
-        state = "up" if up else "connecting"
+        state = "up" if up == len(self.links) else "partly up" if up else "connecting"
         errors = [link.last_error for link in self.links if link.last_error]
-        return {
+        return {  # flat values: /metrics exports each number as a gauge
             "state": state,
             "links_up": up,
             "links": len(self.links),
+            "window": self.config.window,
             "in_flight": sum(len(link.pending) for link in self.links),
             "last_error": errors[-1] if errors else None,
         }
