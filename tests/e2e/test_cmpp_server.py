@@ -3,12 +3,13 @@
 One real `smsgate serve` (SQLite, and PostgreSQL where configured) with the CMPP port on
 (the `cmpp_port` setting), messages going through the built-in simulator. `pycmpp` (CMPP
 2.0) and `cmppy` (CMPP 3.0) log in with an account's SP code and shared secret and submit.
-Shown: a SUBMIT is charged like `/sms`; refusals come back as the documented Result (bad signature 52, balance 41); bad logins as
-CONNECT Status 3 / 2; a message reaches `delivered` and the client receives the DELIVER
-status report for its Msg_Id; a long Chinese message (pycmpp's own UDH parts) is accepted
-whole and billed once; a report owed while the client is away (or across a restart) waits
-for its next login; replies come back as DELIVER; connection limit, disabled account and IP
-allowlist refuse the login.
+Shown: a SUBMIT is charged like `/sms`; refusals come back as the documented Result (bad
+signature 52, balance 41); bad logins as CONNECT Status 3 / 2; a message reaches
+`delivered` and the client receives the DELIVER status report for its Msg_Id; a long
+Chinese message (pycmpp's own UDH parts) is accepted whole and billed once; a report owed
+while the client is away (or across a restart) waits for its next login; replies come
+back as DELIVER; the connection limit, a disabled account and the IP allowlist refuse
+the login.
 """
 
 from __future__ import annotations
