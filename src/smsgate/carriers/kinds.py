@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from smsgate.carriers import aliyun, smsbao, tencent
+from smsgate.carriers.cmpp import client as cmpp_client
 from smsgate.carriers.simulator import SimulatorCarrier, SimulatorConfig
 from smsgate.carriers.smpp import carrier as smpp
 from smsgate.carriers.smpp.receipts import ID_BASES
@@ -254,8 +255,31 @@ SMPP_KIND = CarrierKind(
     smpp.build,
 )
 
+CMPP_KIND = CarrierKind(
+    "cmpp",
+    "CMPP 2.0/3.0 to a carrier's ISMG (China Mobile; docs/cmpp.md).",
+    (
+        Option("host", str, "ISMG host.", required=True),
+        Option("port", int, "ISMG port.", default=7890),
+        Option("sp_id", str, "SP code (Source_Addr of CONNECT, Msg_src of SUBMIT).", required=True),
+        Option("secret", str, "Shared secret of the login.", required=True, secret=True),
+        Option("version", str, "Protocol version.", default="2", choices=("2", "3")),
+        Option("service_id", str, "Service_Id of each SUBMIT.", default=""),
+        Option("src_id", str, "Sender number (Src_Id); extended codes are appended.", default=""),
+        Option("window", int, "Unanswered SUBMITs per connection.", default=16),
+        Option(
+            "tps", float, "SUBMITs per second at most, all connections (0: no limit).", default=0.0
+        ),
+        Option("connections", int, "Connections to open.", default=1),
+        Option("response_timeout", float, "Seconds to wait for a SUBMIT_RESP.", default=10.0),
+        Option("active_test_seconds", float, "Idle this long: send ACTIVE_TEST.", default=30.0),
+    ),
+    cmpp_client.build,
+)
+
 KINDS: dict[str, CarrierKind] = {
-    kind.name: kind for kind in (SIMULATOR_KIND, SMSBAO_KIND, ALIYUN_KIND, TENCENT_KIND, SMPP_KIND)
+    kind.name: kind
+    for kind in (SIMULATOR_KIND, SMSBAO_KIND, ALIYUN_KIND, TENCENT_KIND, SMPP_KIND, CMPP_KIND)
 }
 
 

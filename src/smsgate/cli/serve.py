@@ -54,6 +54,9 @@ def serve(
     ] = None,
     tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert.")] = None,
     tls_port: Annotated[int | None, typer.Option(help="HTTPS port [default: 8443].")] = None,
+    cmpp_port: Annotated[
+        int | None, typer.Option(help="Serve CMPP to customers on this port [default: off].")
+    ] = None,
 ) -> None:
     settings = build_settings(
         data_dir,
@@ -63,8 +66,11 @@ def serve(
         tls_cert=tls_cert,
         tls_key=tls_key,
         tls_port=tls_port,
+        cmpp_port=cmpp_port,
         **(_demo_policy() if demo else {}),
     )
+    if settings.cmpp_port is not None and workers > 1:
+        raise errors.InvalidInput("the CMPP server runs in one process: use --workers 1")
     serve_tls.check_tls(settings, workers)
     if workers > 1 and settings.database_url is None and settings.run_worker:
         raise errors.InvalidInput(
@@ -238,6 +244,8 @@ def _banner(settings: Settings, demo_lines: list[str], api_key: str) -> None:
     out.print(f"[bold]smsgate {__version__}[/bold] listening on {base}")
     if settings.tls_cert is not None:
         out.print(f"  HTTPS     https://{shown_host}:{settings.tls_port}")
+    if settings.cmpp_port is not None:
+        out.print(f"  CMPP      {shown_host}:{settings.cmpp_port}")
     out.print(f"  Console   {base}/")
     out.print(f"  API docs  {base}/docs")
     out.print(f"  Database  {_describe_db(settings)}")
