@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8080
 
-.PHONY: demo install dev check test test-fast bench clean
+.PHONY: demo install dev check test test-fast bench clean screenshots
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -34,3 +34,6 @@ bench: dev  ## wrk benchmark into docs/benchmarks.md (options: make bench BENCH_
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+screenshots: dev  ## the console's pages in both languages, for the README (needs a CJK font)
+	PYTHONPATH=. $(BIN)/python bench/console_screenshots.py docs/console

@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
 
 from smsgate import __version__
@@ -361,7 +361,7 @@ def create_app(
     )
     _install_docs(app)
     app.add_route("/healthz", _healthz(runtime.health), methods=["GET"], include_in_schema=False)
-    app.add_route("/", _home, methods=["GET"], include_in_schema=False)
+    _install_console(app, settings, gw, runtime, deps)
     access_log = api_logging.RequestLog(personal=settings.log_personal_data)
     front = _observed(app, smsbao.SmsbaoFront(deps, app), settings, runtime, metrics)
     return guard.InputGuard(
@@ -541,13 +541,49 @@ def _healthz(health: DatabaseHealth):  # type: ignore[no-untyped-def]
     return healthz
 
 
-async def _home(_request: Request) -> Response:
-    return HTMLResponse(
-        "<!doctype html><meta charset=utf-8><title>smsgate</title>"
-        "<h1>smsgate</h1><p>SMSBao-compatible SMS gateway is running.</p>"
-        "<ul><li><a href=/docs>JSON API reference</a></li>"
-        "<li><a href=/healthz>Health</a></li></ul>"
+def _install_console(
+    app: FastAPI, settings: Settings, gw: Database, runtime: Runtime, deps: smsbao.SmsbaoDeps
+) -> None:
+    """The web console at `/` (sign-in, customer and operator pages, the live inbox)."""
+    from smsgate.console import routes as console
+    from smsgate.console.deps import ConsoleDeps, PushProbe
+    from smsgate.console.sessions import secret_key
+
+    targets = TargetPolicy.parse(settings.push_allowed_targets)
+
+    async def test_push(url: str) -> PushProbe:
+        pusher = HttpPusher(settings.push_timeout_seconds, 1, targets)
+        started = time.monotonic()
+        try:
+            status, _body = await pusher.push(url, "13800138000", "smsgate test push")
+        finally:
+            await pusher.close()
+        millis = (time.monotonic() - started) * 1000
+        return PushProbe(status, millis, None if status is not None else "no answer")
+
+    console_deps = ConsoleDeps(
+        snapshot=runtime.snapshot,
+        auth=deps.auth,
+        admin=gw.admin,
+        policy=gw.policy_admin,
+        inbound=gw.inbound,
+        carriers=gw.carrier_admin,
+        store=gw.console,
+        operators=gw.operators,
+        messages=gw.messages,
+        accept=deps.accept,
+        clock=SystemClock(),
+        wake_pushes=runtime.wake_pushes,
+        simulator_on=lambda: (
+            settings.simulator_api is not False
+            and simulator_api_on(settings, runtime.snapshot.current.products.values())
+        ),
+        test_push=test_push,
+        secret=secret_key(settings.console_secret, settings.data_dir),
+        session_seconds=settings.console_session_hours * 3600,
     )
+    app.router.routes.extend(console.routes(console_deps))
+    app.mount("/console/static", console.static_files(), name="console-static")
 
 
 def serving_app(settings: Settings) -> ASGIApp:

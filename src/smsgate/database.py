@@ -17,10 +17,12 @@ from smsgate.core.targets import TargetPolicy
 from smsgate.services.admin import AdminService
 from smsgate.services.carrier_admin import CarrierAdmin
 from smsgate.services.inbound import InboundService
+from smsgate.services.operators import OperatorService
 from smsgate.services.policy_admin import PolicyAdmin
 from smsgate.settings import Settings
 from smsgate.store.admin import SqlAccountStore
 from smsgate.store.carriers import SqlCarrierStore
+from smsgate.store.console import SqlConsoleStore
 from smsgate.store.db import create_engine, migrate, pending_migrations
 from smsgate.store.inbound import SqlInboundStore
 from smsgate.store.messages import SqlMessageStore
@@ -44,6 +46,8 @@ class Database:
     carriers: SqlCarrierStore
     carrier_admin: CarrierAdmin
     outcomes: SqlOutcomes
+    console: SqlConsoleStore
+    operators: OperatorService
 
     @classmethod
     def open(cls, settings: Settings, *, migrate_schema: bool = True) -> Database:
@@ -54,6 +58,7 @@ class Database:
         replies = SqlInboundStore(engine)
         carriers = SqlCarrierStore(engine)
         clock = SystemClock()
+        console = SqlConsoleStore(engine)
         return cls(
             settings,
             engine,
@@ -67,6 +72,8 @@ class Database:
             carriers,
             CarrierAdmin(carriers, KindCatalog(), clock, builtin=(SIMULATOR,)),
             SqlOutcomes(engine),
+            console,
+            OperatorService(console, clock),
         )
 
     def close(self) -> None:

@@ -152,6 +152,15 @@ class Settings(BaseSettings):
     claim_lease_seconds: float = Field(
         120.0, gt=0, description="A claim older than this belongs to a dead worker (cluster)."
     )
+    console_secret: str | None = Field(
+        None,
+        description="Key that signs console session cookies (32+ characters). Unset: a "
+        "random key kept in `console.key` in the data directory; give the same key to every "
+        "node behind one load balancer.",
+    )
+    console_session_hours: float = Field(
+        12.0, gt=0, description="A console sign-in lasts this long."
+    )
     simulator_api: bool | Literal["auto"] = Field(
         "auto",
         description="Offer POST /v1/simulator/replies: auto (only while a product routes to "

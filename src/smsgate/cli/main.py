@@ -73,6 +73,7 @@ def build() -> typer.Typer:
             backups,
             carriers,
             messages,
+            operators,
             optouts,
             products,
             replies,
@@ -103,6 +104,7 @@ def build() -> typer.Typer:
         messages,
         replies,
         backups,
+        operators,
     ):
         group.register(app)
     return app

@@ -247,6 +247,11 @@ def _banner(settings: Settings, demo_lines: list[str], api_key: str) -> None:
     if settings.cmpp_port is not None:
         out.print(f"  CMPP      {shown_host}:{settings.cmpp_port}")
     out.print(f"  Console   {base}/")
+    out.print(
+        "            sign in with an account's username and password; operators: "
+        "`smsgate operator create NAME`",
+        markup=False,
+    )
     out.print(f"  API docs  {base}/docs")
     out.print(f"  Database  {_describe_db(settings)}")
     for line in demo_lines:

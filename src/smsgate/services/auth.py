@@ -92,6 +92,28 @@ class Authenticator:
         assert account is not None
         return self._usable_from(account, ip)
 
+    def sign_in(self, username: str, md5: str, ip: str) -> Account:
+        """The console's customer sign-in: the password only (never an ApiKey), throttled
+        together with the API's failures for the same name and source. The IP allowlist
+        is not applied: it guards the API, and a customer must be able to fix it."""
+        account = self._snapshot.current.accounts.get(username)
+        if not self.attempt(username, ip, lambda: self._password_ok(account, md5)):
+            raise errors.Rejected(errors.BAD_CREDENTIALS)
+        assert account is not None
+        if not is_usable(account, self._clock.now()):
+            raise errors.Rejected(errors.ACCOUNT_INACTIVE)
+        return account
+
+    def attempt(self, username: str, ip: str, check: Callable[[], bool]) -> bool:
+        """Run a password ``check`` under the failed-login throttles; Rejected (30) when
+        the caller is throttled, else what the check says (a failure is counted)."""
+        keys = self._failure_keys(username, ip)
+        reserved_at = self._reserve(keys)
+        if not check():
+            return False
+        self._release(keys, reserved_at)
+        return True
+
     def authenticate_api_key(self, key: str, ip: str) -> Account:
         """The JSON API's Bearer ApiKey: the key alone names the account."""
         account = self._snapshot.current.by_api_key.get(api_key_hash(key))

@@ -177,6 +177,16 @@ audit = sa.Table(
     sa.Column("at", UTCDateTime(), nullable=False),
 )
 
+# Console operators: they sign in to the web console and manage every account.
+operators = sa.Table(
+    "operators",
+    metadata,
+    _id(),
+    sa.Column("username", sa.String(64), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(200), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
 # One row whose counter every admin change bumps, so that running servers notice it.
 config_rev = sa.Table(
     "config_rev",
