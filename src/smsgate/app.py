@@ -25,6 +25,7 @@ from smsgate import __version__
 from smsgate.api import guard, smsbao
 from smsgate.api import logging as api_logging
 from smsgate.api import metrics as observability
+from smsgate.api.v1 import carriers as v1_carriers
 from smsgate.api.v1 import replies as v1_replies
 from smsgate.api.v1 import routes as v1
 from smsgate.carriers import upstream
@@ -350,6 +351,7 @@ def create_app(
         lifespan=lifespan,
     )
     v1.install(app, deps, gw.store, gw.messages)
+    v1_carriers.install(app, deps, gw.operators, gw.carrier_admin)
     v1_replies.install(
         app,
         deps,

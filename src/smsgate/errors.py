@@ -135,6 +135,12 @@ class AdminError(SmsgateError):
     http_status = 400
 
 
+class Unauthorized(AdminError):
+    """Credentials missing or wrong where an operator's are needed (HTTP Basic)."""
+
+    http_status = 401
+
+
 class NotFound(AdminError):
     http_status = 404
 

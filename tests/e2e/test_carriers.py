@@ -89,3 +89,36 @@ def test_secrets_are_never_printed_and_removal_checks_routes(
     server.cli("product", "set", "route-s", "--carriers", "simulator")
     server.cli("carrier", "remove", "sim-s")
     assert "sim-s" not in server.cli("carrier", "list").stdout
+
+
+def test_operators_read_carriers_and_live_state_over_v1(
+    shared_server: ServerProcess, gate: Gate
+) -> None:
+    server = shared_server
+    server.cli("operator", "create", "ops-v1", "--password", "carrier-watch-1")
+    server.cli(
+        "carrier", "add", "up-v1", "--kind", "smsbao", "--url", "http://192.0.2.1:9",
+        "--username", "upstream", "--password", "hunter22-secret",
+    )  # fmt: skip
+    url = f"{server.url}/v1/carriers"
+    auth = ("ops-v1", "carrier-watch-1")
+
+    listed = gate.client.get(url, auth=auth, timeout=20)
+    assert listed.status_code == 200, listed.text
+    by_name = {c["name"]: c for c in listed.json()}
+    assert by_name["simulator"]["live"]  # the running node reports its state
+    assert all("state" in node for node in by_name["simulator"]["live"].values())
+    assert by_name["up-v1"]["kind"] == "smsbao"
+    assert by_name["up-v1"]["options"]["password"] == "set"
+    assert "hunter22-secret" not in listed.text
+
+    wrong = gate.client.get(url, auth=("ops-v1", "not-the-password"), timeout=20)
+    assert wrong.status_code == 401
+    assert wrong.headers["www-authenticate"].startswith("Basic")
+    assert wrong.json()["code"] == "unauthorized"
+    acct = server.create_account(balance=10)
+    as_customer = gate.client.get(
+        url, headers={"authorization": f"Bearer {acct.api_key}"}, timeout=20
+    )
+    assert as_customer.status_code == 401
+    assert gate.client.get(url, timeout=20).status_code == 401

@@ -38,6 +38,9 @@ class AccountOut(BaseModel):
     allowlist: list[str]
 
 
+BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="smsgate operators", charset="UTF-8"'}
+
+
 def error_response(exc: errors.SmsgateError) -> JSONResponse:
     """The one JSON rendering of every error in errors.py."""
     if isinstance(exc, errors.Rejected):
@@ -47,7 +50,8 @@ def error_response(exc: errors.SmsgateError) -> JSONResponse:
     if isinstance(exc, errors.AdminError):
         slug = type(exc).__name__.lower()
         body = ErrorBody(code=slug, message=str(exc))
-        return JSONResponse(body.model_dump(), status_code=exc.http_status)
+        headers = BASIC_CHALLENGE if isinstance(exc, errors.Unauthorized) else None
+        return JSONResponse(body.model_dump(), status_code=exc.http_status, headers=headers)
     return JSONResponse(ErrorBody(code="error", message=str(exc)).model_dump(), status_code=500)
 
 
