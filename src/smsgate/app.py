@@ -39,6 +39,7 @@ from smsgate.core.replies import IncomingReply
 from smsgate.core.targets import TargetPolicy
 from smsgate.counters.memory import MemoryCounters, MemoryFrequencyState
 from smsgate.database import Database
+from smsgate.ports import Counters, FrequencyState
 from smsgate.pushers.http import HttpPusher
 from smsgate.services.accept import AcceptService
 from smsgate.services.auth import Authenticator, LoginLimits
@@ -87,10 +88,11 @@ class Runtime:
     async def start(self) -> None:
         settings = self.database.settings
         since = SystemClock().now() - timedelta(seconds=self.frequency.keep_for)
-        sends = await run_in_threadpool(self.database.messages.recent_sends, since)
-        rebuilt = self.frequency.rebuild(sends)
-        if rebuilt:
-            log.info("frequency caps rebuilt from %d recent message(s)", rebuilt)
+        if not self.frequency.state.shared:  # else the history outlived us (Redis)
+            sends = await run_in_threadpool(self.database.messages.recent_sends, since)
+            rebuilt = self.frequency.rebuild(sends)
+            if rebuilt:
+                log.info("frequency caps rebuilt from %d recent message(s)", rebuilt)
         await self.writer.start()
         if self.dispatcher is not None:
             await self.dispatcher.start()
@@ -148,9 +150,8 @@ CARRIER_SYNC_SECONDS = 1.0  # a `carrier add/set/remove` is running within about
 def build_runtime(settings: Settings, database: Database, *, with_dispatcher: bool) -> Runtime:
     clock = SystemClock()
     snapshot = SnapshotHolder(database.store, database.policy)
-    frequency = FrequencyGuard(
-        MemoryFrequencyState(), MemoryCounters(), _frequency_defaults(settings)
-    )
+    state, counters = rate_state(settings)
+    frequency = FrequencyGuard(state, counters, _frequency_defaults(settings))
     writer = GroupCommitWriter(
         database.messages, settings.group_commit_wait_ms / 1000, settings.group_commit_max
     )
@@ -197,6 +198,17 @@ def build_runtime(settings: Settings, database: Database, *, with_dispatcher: bo
         carriers=registry,
         push_outcomes=push_outcomes,
     )
+
+
+def rate_state(settings: Settings) -> tuple[FrequencyState, Counters]:
+    """The rate limits' memory: in this process, or in Redis shared by every node."""
+    if settings.redis_url is None:
+        return MemoryFrequencyState(), MemoryCounters()
+    from smsgate.counters import redis as shared  # an optional dependency (extra `redis`)
+
+    client = shared.connect(settings.redis_url)
+    prefix = settings.redis_prefix
+    return shared.RedisFrequencyState(client, prefix), shared.RedisCounters(client, prefix)
 
 
 def _routes(snapshot: SnapshotHolder) -> Callable[[str], tuple[str, ...]]:
@@ -300,7 +312,7 @@ def create_app(
         settings.login_failures_per_network,
         settings.reveal_unknown_accounts,
     )
-    counters = MemoryCounters()
+    counters = runtime.frequency.counters
     dispatcher = runtime.dispatcher
     metrics = observability.RequestMetrics(runtime.push_outcomes)
     deps = smsbao.SmsbaoDeps(

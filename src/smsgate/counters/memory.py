@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from smsgate.core.frequency import Sent
@@ -50,17 +50,37 @@ class MemoryCounters:
 
     def hits_since(self, key: str, since: float) -> int:
         with self._lock:
-            return sum(n for at, _, n in self._hits.get(key, ()) if at >= since)
+            return self._hits_since(key, since)
 
     def record(self, key: str, at: float, keep_for: float, count: int = 1) -> None:
         with self._lock:
-            hits = self._hits.get(key)
-            if hits is None:
-                self._hits_sweep.maybe(self._hits, lambda h: not h or h[-1][1] <= at)
-                hits = self._hits[key] = deque()
-            while hits and hits[0][1] <= at:
-                hits.popleft()
-            hits.append((at, at + keep_for, count))
+            self._prune(key, at)
+            self._hits[key].append((at, at + keep_for, count))
+
+    def count_and_record(
+        self, keys: Sequence[str], since: float, at: float, keep_for: float, count: int = 1
+    ) -> list[int]:
+        with self._lock:
+            totals = []
+            for key in keys:
+                if count:
+                    self._prune(key, at)
+                totals.append(self._hits_since(key, since))
+                if count:
+                    self._hits[key].append((at, at + keep_for, count))
+            return totals
+
+    def _hits_since(self, key: str, since: float) -> int:
+        return sum(n for at, _, n in self._hits.get(key, ()) if at >= since)
+
+    def _prune(self, key: str, at: float) -> None:
+        """Drop the entries of ``key`` forgotten by ``at`` (making the key if new)."""
+        hits = self._hits.get(key)
+        if hits is None:
+            self._hits_sweep.maybe(self._hits, lambda h: not h or h[-1][1] <= at)
+            hits = self._hits[key] = deque()
+        while hits and hits[0][1] <= at:
+            hits.popleft()
 
     def take_slot(self, key: str, at: float, interval: float) -> bool:
         with self._lock:
@@ -90,6 +110,8 @@ class MemoryFrequencyState:
     not lengthen its pauses (a class instance, even a named tuple, stays tracked).
     """
 
+    shared = False  # gone with the process: rebuilt from the message table on start
+
     def __init__(self) -> None:
         # key -> ((at, content digest, forget_at), ...)
         self._history: dict[str, tuple[tuple[float, str, float], ...]] = {}
@@ -102,23 +124,34 @@ class MemoryFrequencyState:
         return [Sent(at, digest) for at, digest, _ in entries]
 
     def add(self, key: str, sent: Sent, keep_for: float) -> None:
+        self.append([key], sent, keep_for)
+
+    def append(self, keys: Sequence[str], sent: Sent, keep_for: float) -> list[list[Sent]]:
         at = float(sent.at)
         entry = (at, str(sent.content_digest), at + keep_for)
+        befores = []
         with self._lock:
-            entries = self._history.get(key)
-            if entries is None:
-                self._sweep.maybe(self._history, lambda es: not es or es[-1][2] <= at)
-                entries = ()
-            kept = tuple(e for e in entries if e[2] > at)
-            self._history[key] = (*kept, entry)
+            for key in keys:
+                entries = self._history.get(key)
+                if entries is None:
+                    self._sweep.maybe(self._history, lambda es: not es or es[-1][2] <= at)
+                    entries = ()
+                kept = tuple(e for e in entries if e[2] > at)
+                befores.append(kept)
+                self._history[key] = (*kept, entry)
+        return [[Sent(at, digest) for at, digest, _ in kept] for kept in befores]
 
     def remove(self, key: str, sent: Sent) -> None:
+        self.discard([key], sent)
+
+    def discard(self, keys: Sequence[str], sent: Sent) -> None:
         with self._lock:
-            entries = self._history.get(key, ())
-            for i, (at, digest, _) in enumerate(entries):
-                if at == sent.at and digest == sent.content_digest:
-                    self._history[key] = entries[:i] + entries[i + 1 :]
-                    return
+            for key in keys:
+                entries = self._history.get(key, ())
+                for i, (at, digest, _) in enumerate(entries):
+                    if at == sent.at and digest == sent.content_digest:
+                        self._history[key] = entries[:i] + entries[i + 1 :]
+                        break
 
     def size(self) -> int:
         """How many keys the history holds (for tests and diagnostics)."""
