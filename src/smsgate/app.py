@@ -8,6 +8,9 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
+import signal
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -157,11 +160,12 @@ def build_runtime(settings: Settings, database: Database, *, with_dispatcher: bo
     )
     dispatcher = pushes = registry = None
     push_outcomes: Tally[str] = Tally()
+    node = node_id()
     if with_dispatcher:
         # Template-based upstreams (aliyun, tencent) read the template mapping from here.
         upstream.set_template_source(lambda: snapshot.current.upstream_templates)
         push_queue = SqlPushQueue(database.engine)
-        pushes = _push_worker(settings, push_queue, clock, push_outcomes)
+        pushes = _push_worker(settings, push_queue, clock, push_outcomes, node)
         outcomes = database.outcomes
         simulator = SimulatorCarrier(
             _simulator_config(settings), awaiting=outcomes.awaiting_reports
@@ -172,7 +176,7 @@ def build_runtime(settings: Settings, database: Database, *, with_dispatcher: bo
             registry.carriers,
             clock,
             DispatchSettings(
-                node=uuid.uuid4().hex,
+                node=node,
                 batch_size=settings.dispatch_batch,
                 validity=timedelta(hours=settings.message_validity_hours),
                 claim_lease=timedelta(seconds=settings.claim_lease_seconds),
@@ -196,8 +200,15 @@ def build_runtime(settings: Settings, database: Database, *, with_dispatcher: bo
         pushes=pushes,
         health=health,
         carriers=registry,
+        node=node,
         push_outcomes=push_outcomes,
     )
+
+
+def node_id() -> str:
+    """This process's name in claims and carrier status rows: unique among the nodes of a
+    cluster, and readable (host and pid) when an operator looks at who holds a claim."""
+    return f"{socket.gethostname()[:20]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 def rate_state(settings: Settings) -> tuple[FrequencyState, Counters]:
@@ -222,7 +233,7 @@ def _routes(snapshot: SnapshotHolder) -> Callable[[str], tuple[str, ...]]:
 
 
 def _push_worker(
-    settings: Settings, queue: SqlPushQueue, clock: SystemClock, outcomes: Tally[str]
+    settings: Settings, queue: SqlPushQueue, clock: SystemClock, outcomes: Tally[str], node: str
 ) -> PushWorker:
     pusher = HttpPusher(
         settings.push_timeout_seconds,
@@ -234,7 +245,7 @@ def _push_worker(
         CountingPusher(pusher, outcomes),
         clock,
         PushSettings(
-            node=uuid.uuid4().hex,
+            node=node,
             schedule=settings.push_schedule,
             concurrency=settings.push_concurrency,
             per_account=settings.push_concurrency_per_account,
@@ -425,10 +436,16 @@ async def run_worker(settings: Settings) -> None:
     runtime = build_runtime(settings, Database.open(settings), with_dispatcher=True)
     await runtime.start()
     _tune_garbage_collector()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # stop cleanly: submits in flight recorded
+        loop.add_signal_handler(sig, stop.set)
+    log.info("worker %s started", runtime.node)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
         await runtime.stop()
+        log.info("worker %s stopped", runtime.node)
 
 
 def _tune_garbage_collector() -> None:

@@ -169,6 +169,8 @@ def worker(data_dir: DataDir = None) -> None:
     settings = build_settings(data_dir)
     install(settings.log_format)
     _hold_data_dir(settings)  # until this process exits: `smsgate restore` refuses meanwhile
+    with open_database(settings=settings):
+        pass  # a schema of another version is refused here, with a clear message
     out.print(f"smsgate worker dispatching from {_describe_db(settings)}")
     try:
         asyncio.run(run_worker(settings))
@@ -184,7 +186,7 @@ def _hold_data_dir(settings: Settings) -> None:
 
 def migrate(data_dir: DataDir = None) -> None:
     settings = build_settings(data_dir)
-    with open_database(settings=settings):
+    with open_database(settings=settings, upgrade=True):
         pass  # opening it migrates it
     out.print(f"database is up to date: {_describe_db(settings)}")
 
