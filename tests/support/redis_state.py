@@ -12,9 +12,37 @@ import uuid
 from collections.abc import Iterator
 
 import redis
+import sqlalchemy as sa
 
 REDIS_URL = os.environ.get("SMSGATE_TEST_REDIS_URL")
 REDIS_SKIP_REASON = "Redis: set SMSGATE_TEST_REDIS_URL to run"
+
+
+def database_prefix(database_url: str) -> str:
+    """The key prefix of the servers on one test database: nodes on the same database
+    share their counters, as a cluster's do; no two test databases share any."""
+    return f"smsgate-test:{sa.engine.make_url(database_url).database}:"
+
+
+def redis_env(database_url: str) -> dict[str, str]:
+    """The settings that put a server on PostgreSQL onto Redis too (when configured):
+    the PostgreSQL variant of every server test is the scale-out configuration."""
+    if not REDIS_URL:
+        return {}
+    return {"SMSGATE_REDIS_URL": REDIS_URL, "SMSGATE_REDIS_PREFIX": database_prefix(database_url)}
+
+
+def forget_prefix(prefix: str) -> None:
+    """Delete every key under ``prefix`` (a test database's, when it is dropped)."""
+    if not REDIS_URL:
+        return
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
 
 
 @contextlib.contextmanager
@@ -27,7 +55,5 @@ def redis_prefix(label: str = "t") -> Iterator[tuple[redis.Redis, str]]:
     try:
         yield client, prefix
     finally:
-        keys = list(client.scan_iter(match=prefix + "*", count=1000))
-        if keys:
-            client.delete(*keys)
         client.close()
+        forget_prefix(prefix)
