@@ -64,6 +64,7 @@ CONTRACT: dict[str, set[str]] = {
     "config sample": set(),
     "backup": set(),
     "restore": {"--force"},
+    "copy-database": {"--to"},
     "mo list": {"--account", "--state", "--unmatched"},
     "mo show": set(),
     "mo repush": set(),
