@@ -38,7 +38,9 @@ def test_an_sqlite_installation_moves_to_postgresql(tmp_path: Path) -> None:
     old.cli("signature", "add", account.username, "搬家测试")
     old.wait_synced()
     for n in range(3):
-        assert _send(old, account.username, account.md5, f"1390000000{n}", f"【搬家测试】m{n}") == "0"
+        assert (
+            _send(old, account.username, account.md5, f"1390000000{n}", f"【搬家测试】m{n}") == "0"
+        )
     old.cli("simulate", "reply", "13900000000", "收到")
     old.stop()
     before = _counts(old)

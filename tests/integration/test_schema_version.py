@@ -1,6 +1,7 @@
-"""A node runs only on the schema of its own version: a fresh database is migrated, an
-older one waits for `smsgate migrate` (except SQLite's single node, which upgrades it), a
-newer one is refused. `smsgate migrate` can run while nodes run, twice at once included."""
+"""A node runs only on the schema of its own version, and with its Redis answering: a fresh
+database is migrated, an older one waits for `smsgate migrate` (except SQLite's single
+node, which upgrades it), a newer one is refused. `smsgate migrate` can run while nodes
+run, twice at once included."""
 
 from __future__ import annotations
 
@@ -35,8 +36,10 @@ def _stamp(settings: Settings, revision: str) -> None:
     engine.dispose()
 
 
-def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SMSGATE_DATA_DIR": str(settings.data_dir)}
+def _cli(
+    settings: Settings, *args: str, extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SMSGATE_DATA_DIR": str(settings.data_dir), **(extra or {})}
     if settings.database_url:
         env["SMSGATE_DATABASE_URL"] = settings.database_url
     return subprocess.run(
@@ -94,3 +97,14 @@ def test_migrate_twice_at_once_on_a_fresh_database(database_url: str, tmp_path: 
     engine = create_engine(settings.sqlalchemy_url)
     assert schema_revision(engine) == HEAD_REVISION
     engine.dispose()
+
+
+def test_a_node_refuses_to_start_when_its_redis_does_not_answer(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    dead = {"SMSGATE_REDIS_URL": "redis://:secret@127.0.0.1:1/0"}
+    for command in (["worker"], ["serve", "--no-worker"]):
+        result = _cli(settings, *command, extra=dead)
+        assert result.returncode == 1, result
+        assert "Redis at redis://127.0.0.1:1/0 does not answer" in result.stderr
+        assert "secret" not in result.stderr
+        assert "Traceback" not in result.stderr
