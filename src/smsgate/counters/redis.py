@@ -28,22 +28,43 @@ import redis
 
 from smsgate.core.frequency import Sent
 
-# KEYS: the counters. ARGV: since, at, forget_at, keep_ms, count, member.
-# A count of 0 only reads (and drops nothing, as the in-process read drops nothing).
+# KEYS: the counters; each keeps the sum of its members' counts in "<key>#n", so that the
+# usual question (every hit still kept: the daily cap, the failed logins) is answered
+# without reading them all; dropping members costs once per member.
+# ARGV: since, at, forget_at, keep_ms, count, member. A count of 0 only reads (and drops
+# nothing, as the in-process read drops nothing).
 _COUNT_AND_RECORD = """
 local since, at, count = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[5])
+local function n_of(m) return tonumber(string.match(m, '^[^|]*|([^|]*)|')) end
+local function at_of(m) return tonumber(string.match(m, '^([^|]*)|')) end
 local out = {}
 for i, key in ipairs(KEYS) do
-  if count ~= 0 then redis.call('ZREMRANGEBYSCORE', key, '-inf', at) end
+  local sum_key = key .. '#n'
+  if count ~= 0 then
+    local gone = redis.call('ZRANGEBYSCORE', key, '-inf', at)
+    if #gone > 0 then
+      local n = 0
+      for _, m in ipairs(gone) do n = n + n_of(m) end
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', at)
+      redis.call('DECRBY', sum_key, n)
+    end
+  end
+  local oldest = redis.call('ZRANGE', key, 0, 0)
   local total = 0
-  for _, m in ipairs(redis.call('ZRANGE', key, 0, -1)) do
-    local m_at, m_n = string.match(m, '^([^|]*)|([^|]*)|')
-    if tonumber(m_at) >= since then total = total + tonumber(m_n) end
+  if #oldest > 0 and at_of(oldest[1]) >= since then
+    -- members are ordered by forget-at, which orders them by time (one keep-for per key)
+    total = tonumber(redis.call('GET', sum_key) or '0')
+  elseif #oldest > 0 then
+    for _, m in ipairs(redis.call('ZRANGE', key, 0, -1)) do
+      if at_of(m) >= since then total = total + n_of(m) end
+    end
   end
   out[i] = total
   if count ~= 0 then
     redis.call('ZADD', key, ARGV[3], ARGV[6])
+    redis.call('INCRBY', sum_key, count)
     redis.call('PEXPIRE', key, ARGV[4])
+    redis.call('PEXPIRE', sum_key, ARGV[4])
   end
 end
 return out
