@@ -106,6 +106,9 @@ def cluster(args: argparse.Namespace, case: Case, work: Path) -> Iterator[list[t
     """The case's API nodes, started; yields (URL, account) per node."""
     with scratch_postgres(args.database_url) as database_url:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SMSGATE_")}
+        if env.get("PYTHONPATH"):  # the nodes run in a temp dir: a relative path would miss
+            paths = env["PYTHONPATH"].split(os.pathsep)
+            env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in paths)
         env.update(SMSGATE_ENV, SMSGATE_DATABASE_URL=database_url, PYTHONUNBUFFERED="1")
         env.update(SMSGATE_DATA_DIR=str(work), SMSGATE_RUN_WORKER="false")
         prefix = f"smsgate-bench:{uuid.uuid4().hex[:8]}:"
