@@ -391,3 +391,11 @@ def test_kill_9_of_a_worker_loses_nothing_and_sends_nothing_twice(cluster: Clust
     with contextlib.suppress(Exception):
         cluster.workers.remove(victim)
     cluster.add_worker()  # the cluster goes on for anything after this test
+
+
+def test_a_worker_stops_cleanly_on_sigterm(cluster: Cluster) -> None:
+    worker = cluster.add_worker()
+    cluster.workers.remove(worker)
+    assert worker.stop() == 0
+    assert "stopped" in worker.logs()
+    assert "Traceback" not in worker.logs()
