@@ -399,3 +399,10 @@ def test_a_worker_stops_cleanly_on_sigterm(cluster: Cluster) -> None:
     assert worker.stop() == 0
     assert "stopped" in worker.logs()
     assert "Traceback" not in worker.logs()
+
+
+def test_migrate_while_the_nodes_run(cluster: Cluster) -> None:
+    account = cluster.customer(balance=2)
+    result = cluster.gateway.cli("migrate")
+    assert "database is up to date" in result.stdout
+    assert [cluster.send(n, account, phone(), text("after migrate")) for n in (0, 1)] == ["0", "0"]
