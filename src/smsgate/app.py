@@ -31,6 +31,7 @@ from smsgate.api import metrics as observability
 from smsgate.api.v1 import replies as v1_replies
 from smsgate.api.v1 import routes as v1
 from smsgate.carriers import upstream
+from smsgate.carriers.cmpp.server import CmppServer, ServerConfig
 from smsgate.carriers.registry import CarrierRegistry
 from smsgate.carriers.simulator import SimulatorCarrier, SimulatorConfig
 from smsgate.clock import SystemClock
@@ -46,6 +47,7 @@ from smsgate.ports import Counters, FrequencyState
 from smsgate.pushers.http import HttpPusher
 from smsgate.services.accept import AcceptService
 from smsgate.services.auth import Authenticator, LoginLimits
+from smsgate.services.cmpp import CmppService
 from smsgate.services.dispatch import Dispatcher, DispatchSettings
 from smsgate.services.frequency import FrequencyGuard
 from smsgate.services.inbound import InboundService
@@ -54,6 +56,7 @@ from smsgate.services.push import PushSettings, PushWorker
 from smsgate.services.query import QueryService
 from smsgate.services.snapshot import SnapshotHolder
 from smsgate.settings import Settings, handed_over
+from smsgate.store.cmpp import SqlCmppReports
 from smsgate.store.push_queue import SqlPushQueue
 from smsgate.store.stats import SqlStats
 from smsgate.store.writer import GroupCommitWriter
@@ -342,13 +345,19 @@ def create_app(
         password_checks=smsbao.PasswordChecks(settings.password_checks),
     )
 
+    cmpp_server = _cmpp_server(settings, runtime, deps.accept)
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        if cmpp_server is not None:
+            await cmpp_server.start()
         on_started()
         try:
             yield
         finally:
+            if cmpp_server is not None:
+                await cmpp_server.stop()
             await runtime.stop()
             log.info("Application shutdown complete: queued writes committed, workers stopped")
 
@@ -383,6 +392,23 @@ def create_app(
         body_timeout=settings.http_body_timeout_seconds,
         access_log=access_log if settings.access_log else None,
     )
+
+
+def _cmpp_server(settings: Settings, runtime: Runtime, accept: AcceptService) -> CmppServer | None:
+    """The CMPP server for customers, when `cmpp_port` is set (docs/cmpp.md)."""
+    if settings.cmpp_port is None:
+        return None
+    clock = SystemClock()
+    service = CmppService(runtime.snapshot, accept, SqlCmppReports(runtime.database.engine), clock)
+    config = ServerConfig(
+        host=settings.host,
+        port=settings.cmpp_port,
+        gateway=settings.cmpp_gateway_code,
+        window=settings.cmpp_window,
+        connections_per_account=settings.cmpp_connections_per_account,
+        report_poll_seconds=settings.cmpp_report_poll_seconds,
+    )
+    return CmppServer(service, config, clock.now)
 
 
 DOCS_ASSETS = "/docs/assets"

@@ -17,6 +17,7 @@ from smsgate.core.accounts import (
     TemplateRecord,
     TemplateStatus,
 )
+from smsgate.core.cmpp import DueReply, DueReport
 from smsgate.core.frequency import Sent
 from smsgate.core.messages import (
     Charge,
@@ -208,6 +209,19 @@ class DeliverySink(Protocol):
 
     async def delivery_report(self, report: DeliveryReport) -> None: ...
     async def incoming(self, reply: IncomingReply) -> None: ...
+
+
+class CmppReports(Protocol):
+    """Status reports and replies owed to CMPP customers, held until their DELIVER is
+    answered."""
+
+    def track(
+        self, account_id: int, batch_id: int, msg_ids: Sequence[str], now: datetime
+    ) -> None: ...
+    def due(self, account_id: int, after: int, limit: int = 200) -> list[DueReport]: ...
+    def done(self, row_ids: Sequence[int]) -> None: ...
+    def due_replies(self, account_id: int, limit: int = 200) -> list[DueReply]: ...
+    def replies_done(self, row_ids: Sequence[int]) -> None: ...
 
 
 class Carrier(Protocol):

@@ -228,6 +228,21 @@ class Settings(BaseSettings):
     tls_port: int = Field(8443, description="Port of HTTPS (HTTP stays on `port`).")
     metrics: bool = Field(True, description="Serve Prometheus metrics at /metrics.")
 
+    # -- CMPP server for customers (docs/cmpp.md) --
+    cmpp_port: int | None = Field(
+        None, description="Serve CMPP 2.0/3.0 to customers on this port (on `host`); off if unset."
+    )
+    cmpp_window: int = Field(16, ge=1, description="SUBMITs of one CMPP connection at once.")
+    cmpp_connections_per_account: int = Field(
+        4, ge=1, description="CMPP connections one account may hold at once."
+    )
+    cmpp_gateway_code: int = Field(
+        1, ge=0, lt=1 << 22, description="Our gateway code inside the CMPP Msg_Ids we hand out."
+    )
+    cmpp_report_poll_seconds: float = Field(
+        0.5, gt=0, description="How often a CMPP connection looks for status reports it owes."
+    )
+
     @field_validator("push_retry_minutes", mode="before")
     @classmethod
     def _split_minutes(cls, value: Any) -> Any:

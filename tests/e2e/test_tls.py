@@ -7,7 +7,9 @@ both ports share one server (one set of books).
 
 from __future__ import annotations
 
+import socket
 import ssl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from tests.e2e.send_support import Numbers, content, wire
 from tests.e2e.server_support import ServerProcess, free_port
 
 pytestmark = pytest.mark.backends("sqlite")
+
+HEAD_TIMEOUT = 3.0
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +46,7 @@ def shared_server_env(
         "SMSGATE_TLS_CERT": str(folder / "cert.pem"),
         "SMSGATE_TLS_KEY": str(folder / "key.pem"),
         "SMSGATE_TLS_PORT": str(free_port()),
+        "SMSGATE_HTTP_HEADER_TIMEOUT_SECONDS": str(HEAD_TIMEOUT),
     }
 
 
@@ -96,3 +101,45 @@ def test_serve_refuses_half_a_tls_setup(shared_gateway: ServerProcess, tmp_path:
     assert result.returncode == 1
     assert "--tls-key" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _tls_socket(server: ServerProcess, ca: trustme.CA) -> ssl.SSLSocket:
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    port = int(server.env["SMSGATE_TLS_PORT"])
+    raw = socket.create_connection(("127.0.0.1", port), timeout=15)
+    return context.wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def test_the_https_listener_refuses_a_huge_head_early(
+    shared_server: ServerProcess, ca: trustme.CA
+) -> None:
+    """The TLS listener gets the same head limit as the plain one (64 KiB)."""
+    sent = 0
+    with _tls_socket(shared_server, ca) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        try:
+            while sent < 8 * 2**20:
+                sock.sendall(b"a" * 65536)
+                sent += 65536
+            sock.sendall(b"\r\n\r\n")
+            answer = sock.recv(100)
+        except OSError:
+            answer = b""
+    assert sent < 8 * 2**20 or not answer.startswith(b"HTTP/1.1 200"), answer
+    assert not answer.startswith(b"HTTP/1.1 200")
+
+
+def test_the_https_listener_drops_a_client_that_stalls_in_its_head(
+    shared_server: ServerProcess, ca: trustme.CA
+) -> None:
+    with _tls_socket(shared_server, ca) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+        started = time.monotonic()
+        try:
+            answer = sock.recv(100)
+        except OSError:
+            answer = b""
+        waited = time.monotonic() - started
+    assert not answer.startswith(b"HTTP/1.1 200"), answer
+    assert waited < HEAD_TIMEOUT + 10  # closed by the head timeout, not the socket's 15 s

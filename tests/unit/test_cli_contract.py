@@ -23,7 +23,7 @@ CONTRACT: dict[str, set[str]] = {
     "": {"--data-dir", "--version"},
     "serve": {
         "--host", "--port", "--data-dir", "--workers", "--no-worker", "--demo",
-        "--tls-cert", "--tls-key", "--tls-port",
+        "--tls-cert", "--tls-key", "--tls-port", "--cmpp-port",
     },
     "worker": set(),
     "migrate": set(),
@@ -33,7 +33,8 @@ CONTRACT: dict[str, set[str]] = {
     "account list": set(),
     "account set": {
         "--mo-url", "--expires", "--disable", "--enable", "--ext-code", "--provider-codes",
-        "--all-codes", "--unknown-g-default", "--unknown-g-refused",
+        "--all-codes", "--unknown-g-default", "--unknown-g-refused", "--cmpp-sp-id",
+        "--cmpp-secret",
     },
     "account allow-ip": set(),
     "account apikey": set(),
@@ -48,7 +49,7 @@ CONTRACT: dict[str, set[str]] = {
     "carrier add": {
         "--kind", "--host", "--port", "--system-id", "--password", "--system-type",
         "--source-addr", "--window", "--tps", "--binds", "--url", "--username",
-        "--access-key", "--secret", "--networks",
+        "--access-key", "--secret", "--networks", "--sp-id", "--version",
     },
     "carrier list": set(),
     "carrier show": set(),
@@ -79,8 +80,6 @@ CONTRACT: dict[str, set[str]] = {
 
 # In design.md, not built yet: pinned here once they exist.
 PLANNED: dict[str, set[str]] = {
-    "account set": {"--cmpp-sp-id", "--cmpp-secret"},
-    "serve": {"--cmpp-port"},
     "operator create": set(),
 }
 

@@ -177,9 +177,9 @@ def test_negative_limits_are_refused(kwargs: dict[str, Any]) -> None:
 # --- digest ------------------------------------------------------------------------------
 
 
-def test_digest_is_sha256_hex() -> None:
+def test_digest_is_64_bit_blake2b_hex() -> None:
     digest = content_digest("abc")
-    assert digest == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert digest == "d8bb14d833d59559"
 
 
 def test_digest_is_nfkc_insensitive() -> None:

@@ -7,7 +7,7 @@ import gc
 import tracemalloc
 from collections.abc import Callable
 
-from smsgate.core.frequency import Sent
+from smsgate.core.frequency import Sent, content_digest
 from smsgate.counters.memory import SWEEP_FLOOR, MemoryCounters, MemoryFrequencyState
 
 
@@ -18,7 +18,7 @@ def test_history_entries_are_not_tracked_by_the_collector() -> None:
     state.add("1:13900000000", Sent(5_000.0, "e" * 64), keep_for=86_400.0)
     gc.collect()
     gc.collect()  # an outer tuple is untracked once the tuples inside it are
-    entries = list(state._history.values())
+    entries = list(state._history.values())  # packed bytes hold no references
     assert len(entries) == 1000
     assert not any(gc.is_tracked(entry) for entry in entries)
     assert state.history("1:13900000000") == [
@@ -112,3 +112,17 @@ def test_live_keys_are_never_swept() -> None:
         counters.record(f"long:{n}", 0.0, keep_for=1e9)
     assert counters.sizes()["hits"] == 5 * SWEEP_FLOOR
     assert all(counters.hits_since(f"long:{n}", 0.0) == 1 for n in range(5 * SWEEP_FLOOR))
+
+
+def test_a_day_of_distinct_numbers_costs_under_250_bytes_each() -> None:
+    """Every number sent to in a day stays in the history for that day: keep it small."""
+    state = MemoryFrequencyState()
+    digest = content_digest("【短信宝】您的验证码是1234")
+    numbers = 50_000
+
+    def fill() -> None:
+        for n in range(numbers):
+            state.add(f"7:139{n:08d}", Sent(1_700_000_000.0 + n, digest), keep_for=86_400.0)
+
+    assert _traced_peak(fill) / numbers < 250
+    assert state.history("7:13900000001") == [Sent(1_700_000_001.0, digest)]

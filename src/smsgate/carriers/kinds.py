@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from smsgate.carriers import aliyun, smsbao, tencent
+from smsgate.carriers.cmpp import client as cmpp_client
 from smsgate.carriers.simulator import SimulatorCarrier, SimulatorConfig
+from smsgate.carriers.smpp import carrier as smpp
+from smsgate.carriers.smpp.receipts import ID_BASES
 from smsgate.core.carriers import CarrierConfig
 from smsgate.core.routing import Rules, parse_networks
 from smsgate.ports import Carrier
@@ -208,8 +211,75 @@ TENCENT_KIND = CarrierKind(
     tencent.build,
 )
 
+SMPP_KIND = CarrierKind(
+    "smpp",
+    "SMPP 3.4 link to a carrier's or aggregator's SMSC: receipts and replies by deliver_sm.",
+    (
+        Option("host", str, "SMSC host.", required=True),
+        Option("port", int, "SMSC port.", default=2775),
+        Option("system_id", str, "Login: system_id.", required=True),
+        Option("password", str, "Login password.", secret=True, default=""),
+        Option("system_type", str, "system_type sent in the bind.", default=""),
+        Option("source_addr", str, "Source number; an account's extended code is appended."),
+        Option("source_ton", int, "Source address TON (5: alphanumeric).", default=0),
+        Option("source_npi", int, "Source address NPI.", default=0),
+        Option("dest_ton", int, "Destination TON (0: as stored; 1: international).", default=0),
+        Option("dest_npi", int, "Destination NPI (1: E.164).", default=1),
+        Option("window", int, "submit_sm in flight per bind.", default=32),
+        Option("tps", float, "Parts per second at most, all binds (0: none).", default=0.0),
+        Option("binds", int, "Binds to open (of each kind with transmitter+receiver).", default=1),
+        Option(
+            "bind_mode",
+            str,
+            "transceiver, or transmitter+receiver (separate binds).",
+            default="transceiver",
+            choices=("transceiver", "transmitter+receiver"),
+        ),
+        Option("response_timeout", float, "Seconds to wait for any answer.", default=10.0),
+        Option("enquire_link_seconds", float, "Keepalive interval (0: none).", default=30.0),
+        Option(
+            "reassembly_seconds",
+            float,
+            "A long reply missing parts this long is kept as it arrived.",
+            default=60.0,
+        ),
+        Option(
+            "id_bases",
+            str,
+            "Bases of ids in submit_sm_resp/receipts (e.g. hex/dec) when an SMSC writes them "
+            "differently; as-is matches the text exactly.",
+            default="as-is",
+            choices=ID_BASES,
+        ),
+    ),
+    smpp.build,
+)
+
+CMPP_KIND = CarrierKind(
+    "cmpp",
+    "CMPP 2.0/3.0 to a carrier's ISMG (China Mobile; docs/cmpp.md).",
+    (
+        Option("host", str, "ISMG host.", required=True),
+        Option("port", int, "ISMG port.", default=7890),
+        Option("sp_id", str, "SP code (Source_Addr of CONNECT, Msg_src of SUBMIT).", required=True),
+        Option("secret", str, "Shared secret of the login.", required=True, secret=True),
+        Option("version", str, "Protocol version.", default="2", choices=("2", "3")),
+        Option("service_id", str, "Service_Id of each SUBMIT.", default=""),
+        Option("src_id", str, "Sender number (Src_Id); extended codes are appended.", default=""),
+        Option("window", int, "Unanswered SUBMITs per connection.", default=16),
+        Option(
+            "tps", float, "SUBMITs per second at most, all connections (0: no limit).", default=0.0
+        ),
+        Option("connections", int, "Connections to open.", default=1),
+        Option("response_timeout", float, "Seconds to wait for a SUBMIT_RESP.", default=10.0),
+        Option("active_test_seconds", float, "Idle this long: send ACTIVE_TEST.", default=30.0),
+    ),
+    cmpp_client.build,
+)
+
 KINDS: dict[str, CarrierKind] = {
-    kind.name: kind for kind in (SIMULATOR_KIND, SMSBAO_KIND, ALIYUN_KIND, TENCENT_KIND)
+    kind.name: kind
+    for kind in (SIMULATOR_KIND, SMSBAO_KIND, ALIYUN_KIND, TENCENT_KIND, SMPP_KIND, CMPP_KIND)
 }
 
 

@@ -25,7 +25,7 @@ from smsgate.cli.values import (
     show_caps,
     whole_number,
 )
-from smsgate.core.accounts import AccountInfo
+from smsgate.core.accounts import Account, AccountInfo
 from smsgate.settings import Settings
 
 group = typer.Typer(help="Create, inspect and configure customer accounts.", no_args_is_help=True)
@@ -147,6 +147,12 @@ def account_set(
             show_default=False,
         ),
     ] = None,
+    cmpp_sp_id: Annotated[
+        str | None, typer.Option(help="SP code (6 digits) it logs in to the CMPP server with.")
+    ] = None,
+    cmpp_secret: Annotated[
+        str | None, typer.Option(help="Shared secret of its CMPP login ('' clears).")
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Change an account's settings."""
@@ -164,6 +170,8 @@ def account_set(
             password=password,
             provider_codes=provider_codes,
             unknown_g_default=unknown_g_default,
+            cmpp_sp_id=cmpp_sp_id,
+            cmpp_secret=cmpp_secret,
         )
     out.print(f"updated {name}")
 
@@ -231,6 +239,13 @@ def account_limits(
     out.print(f"limits for {name}: {show_caps(values)}")
 
 
+def _cmpp_login(a: Account) -> str:
+    """The CMPP login, never the secret itself."""
+    if a.cmpp_sp_id is None:
+        return "-"
+    return f"SP {a.cmpp_sp_id}, secret {'set' if a.cmpp_secret else 'not set'}"
+
+
 def _describe(info: AccountInfo) -> list[tuple[str, str]]:
     a = info.account
     return [
@@ -247,6 +262,7 @@ def _describe(info: AccountInfo) -> list[tuple[str, str]]:
         ("api_keys", ", ".join(f"{h}…" for h in info.key_hints) or "-"),
         ("codes", "provider's documented only" if a.provider_codes else "all smsgate codes"),
         ("unknown_g", "default product" if a.unknown_g_default else "refused (55)"),
+        ("cmpp", _cmpp_login(a)),
         ("created", _when(info.created_at)),
     ]
 

@@ -43,6 +43,8 @@ Url = Annotated[str | None, _opt("Base URL of an upstream HTTP provider.")]
 Username = Annotated[str | None, _opt("Upstream account name (smsbao).")]
 AccessKey = Annotated[str | None, _opt("Access key id (aliyun, tencent).")]
 Secret = Annotated[str | None, _opt("Shared secret or access key secret (never printed).")]
+SpId = Annotated[str | None, _opt("Login: CMPP SP code (cmpp).")]
+CmppVersion = Annotated[str | None, _opt("CMPP version: 2 or 3 (cmpp).")]
 Networks = Annotated[
     str | None,
     _opt("Only these networks: cmcc,cucc,ctcc,cbn,virtual,intl (others go to the next carrier)."),
@@ -70,6 +72,8 @@ _FLAGS = frozenset(
         "access_key",
         "secret",
         "networks",
+        "sp_id",
+        "version",
     )
 )
 
@@ -106,6 +110,8 @@ def carrier_add(
     access_key: AccessKey = None,
     secret: Secret = None,
     networks: Networks = None,
+    sp_id: SpId = None,
+    version: CmppVersion = None,
     opt: Extra = None,
     data_dir: DataDir = None,
 ) -> None:
@@ -140,6 +146,8 @@ def carrier_set(
     access_key: AccessKey = None,
     secret: Secret = None,
     networks: Networks = None,
+    sp_id: SpId = None,
+    version: CmppVersion = None,
     opt: Extra = None,
     enable: Annotated[
         bool | None, typer.Option("--enable/--disable", help="Run it, or stop it.")

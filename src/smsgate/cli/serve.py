@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from smsgate import __version__, errors
-from smsgate.cli import datalock, serve_tls
+from smsgate.cli import datalock, http_limits, serve_tls
 from smsgate.cli.context import DataDir, build_settings, open_database
 from smsgate.cli.output import out
 from smsgate.core.accounts import password_md5
@@ -22,9 +22,6 @@ if TYPE_CHECKING:
 
 # What uvicorn imports in each process of `serve --workers N`.
 APP_FACTORY = "smsgate.app:app_from_env"
-
-# Request heads (request line and headers) larger than this are refused by the server.
-MAX_HEAD_BYTES = 64 * 1024
 
 DEMO_USER = "demo"
 DEMO_BALANCE = 1000
@@ -57,6 +54,9 @@ def serve(
     ] = None,
     tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert.")] = None,
     tls_port: Annotated[int | None, typer.Option(help="HTTPS port [default: 8443].")] = None,
+    cmpp_port: Annotated[
+        int | None, typer.Option(help="Serve CMPP to customers on this port [default: off].")
+    ] = None,
 ) -> None:
     settings = build_settings(
         data_dir,
@@ -66,8 +66,11 @@ def serve(
         tls_cert=tls_cert,
         tls_key=tls_key,
         tls_port=tls_port,
+        cmpp_port=cmpp_port,
         **(_demo_policy() if demo else {}),
     )
+    if settings.cmpp_port is not None and workers > 1:
+        raise errors.InvalidInput("the CMPP server runs in one process: use --workers 1")
     serve_tls.check_tls(settings, workers)
     if workers > 1 and settings.database_url is None and settings.run_worker:
         raise errors.InvalidInput(
@@ -98,7 +101,6 @@ def _run_granian(settings: Settings, workers: int) -> None:
     the settings as one JSON variable."""
     from granian import Granian
     from granian.constants import Interfaces, Loops
-    from granian.http import HTTP1Settings
     from granian.log import LogLevels
 
     os.environ[HANDOVER_ENV] = settings.model_dump_json()  # inherited by the workers
@@ -111,10 +113,7 @@ def _run_granian(settings: Settings, workers: int) -> None:
         workers=workers,
         loop=Loops.uvloop,
         backlog=2048,
-        http1_settings=HTTP1Settings(
-            header_read_timeout=int(settings.http_header_timeout_seconds * 1000),
-            max_buffer_size=MAX_HEAD_BYTES,
-        ),
+        http1_settings=http_limits.granian_http1(settings),
         log_access=False,  # ours, masked and the same on both servers (api/logging.py)
         log_level=LogLevels.info,
     ).serve()
@@ -124,8 +123,6 @@ def _run_uvicorn(settings: Settings, workers: int) -> None:
     """uvicorn on the app built from ``settings``: in this process, or in ``workers``
     processes that receive the settings as one JSON variable (they import the app by name)."""
     import uvicorn
-
-    from smsgate.api import uvicorn_http
 
     app: Any
     if workers == 1:
@@ -143,8 +140,7 @@ def _run_uvicorn(settings: Settings, workers: int) -> None:
         workers=workers,
         proxy_headers=False,  # X-Forwarded-For is honoured only from trusted_proxies
         server_header=False,
-        http=uvicorn_http.GuardedHttpTools,  # its head timeout: set by app.serving_app
-        timeout_keep_alive=settings.http_keep_alive_seconds,
+        **http_limits.uvicorn_options(settings),
         access_log=False,  # ours, masked and the same on both servers (api/logging.py)
         log_level="info",
     )
@@ -275,6 +271,8 @@ def _banner(settings: Settings, demo_lines: list[str], api_key: str) -> None:
     out.print(f"[bold]smsgate {__version__}[/bold] listening on {base}")
     if settings.tls_cert is not None:
         out.print(f"  HTTPS     https://{shown_host}:{settings.tls_port}")
+    if settings.cmpp_port is not None:
+        out.print(f"  CMPP      {shown_host}:{settings.cmpp_port}")
     out.print(f"  Console   {base}/")
     out.print(f"  API docs  {base}/docs")
     out.print(f"  Database  {_describe_db(settings)}")

@@ -24,6 +24,7 @@ from collections.abc import Callable, Generator, Iterable
 from typing import Any
 
 from smsgate import errors
+from smsgate.cli import http_limits
 from smsgate.settings import Settings
 
 
@@ -67,6 +68,7 @@ async def _granian_pair(settings: Settings) -> None:
         "backlog": 2048,
         "log_access": False,  # ours, masked and the same on both servers (api/guard.py)
         "log_level": LogLevels.info,
+        "http1_settings": http_limits.granian_http1(settings),
     }
     plain = Server(app, port=settings.port, interface=Interfaces.ASGI, **common)
     secure = Server(
@@ -98,6 +100,7 @@ async def _uvicorn_pair(settings: Settings) -> None:
         "server_header": False,
         "access_log": False,  # ours (api/guard.py)
         "log_level": "info",
+        **http_limits.uvicorn_options(settings),
     }
     plain_config = uvicorn.Config(
         functools.partial(serving_app, settings), factory=True, port=settings.port, **common

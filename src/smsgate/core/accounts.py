@@ -6,7 +6,7 @@ import hashlib
 import ipaddress
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
@@ -15,6 +15,7 @@ from smsgate import errors
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 MD5_HEX_RE = re.compile(r"^[0-9a-fA-F]{32}$")
 EXT_CODE_RE = re.compile(r"^[0-9]{1,6}$")
+CMPP_SP_ID_RE = re.compile(r"^[0-9]{6}$")
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -43,6 +44,10 @@ class Account:
     # provider's documented codes; send an unknown product id `g` to the default product.
     provider_codes: bool = False
     unknown_g_default: bool = False
+    # CMPP server login (docs/cmpp.md): the SP code and the shared secret, kept as given
+    # because the CONNECT authenticator is an MD5 over it (it cannot be a one-way hash).
+    cmpp_sp_id: str | None = None
+    cmpp_secret: str | None = field(default=None, repr=False)  # never in a log line
 
 
 def validate_username(name: str) -> str:
@@ -51,6 +56,18 @@ def validate_username(name: str) -> str:
             f"invalid username {name!r}: use 1-64 letters, digits, '_', '.', '@' or '-'"
         )
     return name
+
+
+def validate_cmpp_sp_id(code: str) -> str:
+    if not CMPP_SP_ID_RE.match(code):
+        raise errors.InvalidInput(f"invalid CMPP SP code {code!r}: use 6 digits")
+    return code
+
+
+def validate_cmpp_secret(secret: str) -> str:
+    if not 1 <= len(secret) <= 64 or not secret.isprintable():
+        raise errors.InvalidInput("a CMPP secret is 1-64 printable characters")
+    return secret
 
 
 def validate_ext_code(code: str) -> str:

@@ -59,8 +59,12 @@ class Sent:
 
 
 def content_digest(content: str) -> str:
-    """SHA-256 hex of the NFKC form, so full-width and half-width twins count as the same."""
-    return hashlib.sha256(unicodedata.normalize("NFKC", content).encode("utf-8")).hexdigest()
+    """A 64-bit BLAKE2b hex digest of the NFKC form, so full-width and half-width twins
+    count as the same. 64 bits tell apart the texts one number is sent in a day with a
+    collision chance far below a carrier's error rate, in a third of SHA-256's memory:
+    a history entry is kept for every number sent to in a day."""
+    normal = unicodedata.normalize("NFKC", content).encode("utf-8")
+    return hashlib.blake2b(normal, digest_size=8).hexdigest()
 
 
 def check_number(

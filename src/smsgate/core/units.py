@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from smsgate import errors
+from smsgate.core.segments import Coding, split
 from smsgate.core.textnorm import ucs2_len
 from smsgate.errors import Rejected
 
@@ -25,12 +26,18 @@ CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 def units(content: str) -> int:
     """Units one copy of ``content`` costs: 1 up to 70 characters, else ceil(len / 67).
 
+    Precisely, the number of UCS-2 parts a carrier sends it in (:mod:`segments`): that is
+    ceil(len / 67) unless a character outside the BMP would straddle a part boundary,
+    where the part ends early (a surrogate pair is never split) and the count can be
+    one more. Billing thus always equals what is sent.
     Empty content is 1 unit (it would still be one SMS); the API refuses it earlier.
     """
     length = ucs2_len(content)
     if length <= SINGLE_LIMIT:
         return 1
-    return -(-length // PART_SIZE)
+    if length == len(content):  # no surrogate pairs: parts are exactly 67 units
+        return -(-length // PART_SIZE)
+    return len(split(content, Coding.UCS2))
 
 
 def request_cost(units_per_message: int, n_numbers: int, price: int) -> int:

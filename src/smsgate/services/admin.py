@@ -20,6 +20,8 @@ from smsgate.core.accounts import (
     api_key_hash,
     parse_cidr,
     password_md5,
+    validate_cmpp_secret,
+    validate_cmpp_sp_id,
     validate_ext_code,
     validate_username,
 )
@@ -90,8 +92,14 @@ class AdminService:
         password: str | None = None,
         provider_codes: bool | None = None,
         unknown_g_default: bool | None = None,
+        cmpp_sp_id: str | None = None,
+        cmpp_secret: str | None = None,
     ) -> None:
         changes: dict[str, object] = {}
+        if cmpp_sp_id is not None:
+            changes["cmpp_sp_id"] = validate_cmpp_sp_id(cmpp_sp_id) if cmpp_sp_id else None
+        if cmpp_secret is not None:
+            changes["cmpp_secret"] = validate_cmpp_secret(cmpp_secret) if cmpp_secret else None
         if provider_codes is not None:
             changes["provider_codes"] = provider_codes
         if unknown_g_default is not None:

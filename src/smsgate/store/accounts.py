@@ -34,8 +34,12 @@ ACCOUNT_COLUMNS = frozenset(
         "password_hash",
         "provider_codes",
         "unknown_g_default",
+        "cmpp_sp_id",
+        "cmpp_secret",
     }
 )
+
+SECRET_COLUMNS = frozenset({"password_hash", "cmpp_secret"})  # never written to the audit
 
 
 class SqlAccounts:
@@ -137,9 +141,11 @@ class SqlAccounts:
             account_id = account_id_of(conn, username)
             if "ext_code" in changes and changes["ext_code"] is not None:
                 _ensure_ext_code_free(conn, str(changes["ext_code"]), account_id)
+            if changes.get("cmpp_sp_id") is not None:
+                _ensure_sp_id_free(conn, str(changes["cmpp_sp_id"]), account_id)
             conn.execute(t.accounts.update().where(t.accounts.c.id == account_id).values(changes))
             detail = ", ".join(
-                f"{k}=***" if k == "password_hash" else f"{k}={v}" for k, v in changes.items()
+                f"{k}=***" if k in SECRET_COLUMNS else f"{k}={v}" for k, v in changes.items()
             )
             record_change(conn, "account.set", username, detail, now, actor)
 
@@ -198,6 +204,8 @@ def _account(
         ext_code=row["ext_code"],
         provider_codes=bool(row["provider_codes"]),
         unknown_g_default=bool(row["unknown_g_default"]),
+        cmpp_sp_id=row["cmpp_sp_id"],
+        cmpp_secret=row["cmpp_secret"],
     )
 
 
@@ -215,6 +223,16 @@ def account_id_of(conn: sa.Connection, username: str) -> int:
     if found is None:
         raise errors.NotFound(f"no account {username!r}; `smsgate account list` shows the accounts")
     return int(found)
+
+
+def _ensure_sp_id_free(conn: sa.Connection, code: str, account_id: int) -> None:
+    owner = conn.execute(
+        sa.select(t.accounts.c.username).where(
+            t.accounts.c.cmpp_sp_id == code, t.accounts.c.id != account_id
+        )
+    ).scalar_one_or_none()
+    if owner is not None:
+        raise errors.Conflict(f"CMPP SP code {code} already belongs to {owner!r}")
 
 
 def _ensure_ext_code_free(conn: sa.Connection, code: str, account_id: int) -> None:

@@ -86,6 +86,7 @@ class SqlInboundStore:
                 )
                 if reply.optout:
                     _add_optout(conn, reply.account_id, reply.phone, reply.received_at)
+                _owe_cmpp_customer(conn, reply.account_id, int(mo_id))
         return int(mo_id)
 
     # -- reading ----------------------------------------------------------------------
@@ -252,3 +253,12 @@ def _reply(r: sa.RowMapping) -> ReplyRecord:
 
 def _attempt(r: sa.RowMapping) -> PushAttempt:
     return PushAttempt(**{name: r[name] for name in PushAttempt.__dataclass_fields__})
+
+
+def _owe_cmpp_customer(conn: sa.Connection, account_id: int, mo_id: int) -> None:
+    """A reply for an account with a CMPP login also goes to its CMPP connection."""
+    a = t.accounts
+    owner = sa.select(a.c.id, sa.literal(mo_id)).where(
+        a.c.id == account_id, a.c.cmpp_sp_id.is_not(None)
+    )
+    conn.execute(t.cmpp_replies.insert().from_select(["account_id", "mo_id"], owner))

@@ -70,6 +70,9 @@ accounts = sa.Table(
     # codes (spec: protocol.md), and send an unknown product id `g` to the default product.
     sa.Column("provider_codes", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("unknown_g_default", sa.Boolean(), nullable=False, server_default=sa.false()),
+    # CMPP server login: SP code and shared secret (the authenticator is an MD5 over it).
+    sa.Column("cmpp_sp_id", sa.String(6), nullable=True),
+    sa.Column("cmpp_secret", sa.String(64), nullable=True),
     # balance and sent are the running sums of the ledger, kept beside it in the same
     # transaction so that "never negative" is a constraint the database enforces.
     sa.Column("balance", sa.BigInteger(), nullable=False, server_default="0"),
@@ -78,6 +81,8 @@ accounts = sa.Table(
     sa.CheckConstraint("balance >= 0", name="balance_not_negative"),
     sa.CheckConstraint("sent >= 0", name="sent_not_negative"),
     sa.CheckConstraint("status IN ('active', 'disabled')", name="status_known"),
+    # An index, not a constraint: SQLite adds a column to an existing table only without one.
+    sa.Index("uq_accounts_cmpp_sp_id", "cmpp_sp_id", unique=True),
 )
 
 api_keys = sa.Table(
@@ -295,6 +300,34 @@ messages = sa.Table(
         sqlite_where=sa.text("state = 'submitted'"),
         postgresql_where=sa.text("state = 'submitted'"),
     ),
+)
+
+# The CMPP server's status reports still owed to a customer: one row per message and per
+# Msg_Id the customer was given for it (a long message has one per part). The message's
+# state says when the report is due; the row goes when the customer answers DELIVER_RESP,
+# so a report waits here, durably, while the customer is not connected.
+cmpp_reports = sa.Table(
+    "cmpp_reports",
+    metadata,
+    _id(),
+    _account_fk(),
+    sa.Column("msg_id", sa.String(16), nullable=False),  # 8 bytes as hex (docs/cmpp.md)
+    sa.Column(
+        "message_id", BigId, sa.ForeignKey("messages.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index(None, "account_id", "id"),
+)
+
+# User replies owed to a CMPP customer as DELIVERs: written with the reply (store/inbound.py)
+# when its account has a CMPP login, deleted when every part's DELIVER_RESP is back.
+cmpp_replies = sa.Table(
+    "cmpp_replies",
+    metadata,
+    _id(),
+    _account_fk(),
+    sa.Column("mo_id", BigId, sa.ForeignKey("mo.id", ondelete="CASCADE"), nullable=False),
+    sa.Index(None, "account_id", "id"),
 )
 
 # The parts of a message a carrier took in several parts, each with its own reference
