@@ -23,7 +23,7 @@ check: dev  ## lint and type-check
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 
-test: check  ## the whole suite (PostgreSQL too when SMSGATE_TEST_DATABASE_URL is set)
+test: check  ## the whole suite (PostgreSQL + Redis too when SMSGATE_TEST_DATABASE_URL and SMSGATE_TEST_REDIS_URL are set)
 	$(BIN)/pytest -q -p no:cacheprovider
 
 test-fast: dev  ## unit tests only

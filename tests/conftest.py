@@ -12,8 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from smsgate.counters.memory import MemoryCounters, MemoryFrequencyState
+from smsgate.counters.redis import RedisCounters, RedisFrequencyState
+from smsgate.ports import Counters, FrequencyState
 from tests.support.clock import ManualClock
 from tests.support.databases import PG_SKIP_REASON, PG_URL, postgres_database
+from tests.support.redis_state import REDIS_SKIP_REASON, REDIS_URL, redis_prefix
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -31,3 +35,26 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def rate_state(request: pytest.FixtureRequest) -> Iterator[tuple[FrequencyState, Counters]]:
+    """The rate limits' memory, in-process and (when configured) in Redis: the same
+    tests hold for both."""
+    if request.param == "memory":
+        yield MemoryFrequencyState(), MemoryCounters()
+        return
+    if not REDIS_URL:
+        pytest.skip(REDIS_SKIP_REASON)
+    with redis_prefix() as (client, prefix):
+        yield RedisFrequencyState(client, prefix), RedisCounters(client, prefix)
+
+
+@pytest.fixture
+def counters(rate_state: tuple[FrequencyState, Counters]) -> Counters:
+    return rate_state[1]
+
+
+@pytest.fixture
+def frequency_state(rate_state: tuple[FrequencyState, Counters]) -> FrequencyState:
+    return rate_state[0]

@@ -8,6 +8,9 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
+import signal
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -41,6 +44,7 @@ from smsgate.core.replies import IncomingReply
 from smsgate.core.targets import TargetPolicy
 from smsgate.counters.memory import MemoryCounters, MemoryFrequencyState
 from smsgate.database import Database
+from smsgate.ports import Counters, FrequencyState
 from smsgate.pushers.http import HttpPusher
 from smsgate.services.accept import AcceptService
 from smsgate.services.auth import Authenticator, LoginLimits
@@ -91,10 +95,11 @@ class Runtime:
     async def start(self) -> None:
         settings = self.database.settings
         since = SystemClock().now() - timedelta(seconds=self.frequency.keep_for)
-        sends = await run_in_threadpool(self.database.messages.recent_sends, since)
-        rebuilt = self.frequency.rebuild(sends)
-        if rebuilt:
-            log.info("frequency caps rebuilt from %d recent message(s)", rebuilt)
+        if not self.frequency.state.shared:  # else the history outlived us (Redis)
+            sends = await run_in_threadpool(self.database.messages.recent_sends, since)
+            rebuilt = self.frequency.rebuild(sends)
+            if rebuilt:
+                log.info("frequency caps rebuilt from %d recent message(s)", rebuilt)
         await self.writer.start()
         if self.dispatcher is not None:
             await self.dispatcher.start()
@@ -152,19 +157,19 @@ CARRIER_SYNC_SECONDS = 1.0  # a `carrier add/set/remove` is running within about
 def build_runtime(settings: Settings, database: Database, *, with_dispatcher: bool) -> Runtime:
     clock = SystemClock()
     snapshot = SnapshotHolder(database.store, database.policy)
-    frequency = FrequencyGuard(
-        MemoryFrequencyState(), MemoryCounters(), _frequency_defaults(settings)
-    )
+    state, counters = rate_state(settings)
+    frequency = FrequencyGuard(state, counters, _frequency_defaults(settings))
     writer = GroupCommitWriter(
         database.messages, settings.group_commit_wait_ms / 1000, settings.group_commit_max
     )
     dispatcher = pushes = registry = None
     push_outcomes: Tally[str] = Tally()
+    node = node_id()
     if with_dispatcher:
         # Template-based upstreams (aliyun, tencent) read the template mapping from here.
         upstream.set_template_source(lambda: snapshot.current.upstream_templates)
         push_queue = SqlPushQueue(database.engine)
-        pushes = _push_worker(settings, push_queue, clock, push_outcomes)
+        pushes = _push_worker(settings, push_queue, clock, push_outcomes, node)
         outcomes = database.outcomes
         simulator = SimulatorCarrier(
             _simulator_config(settings), awaiting=outcomes.awaiting_reports
@@ -175,7 +180,7 @@ def build_runtime(settings: Settings, database: Database, *, with_dispatcher: bo
             registry.carriers,
             clock,
             DispatchSettings(
-                node=uuid.uuid4().hex,
+                node=node,
                 batch_size=settings.dispatch_batch,
                 validity=timedelta(hours=settings.message_validity_hours),
                 claim_lease=timedelta(seconds=settings.claim_lease_seconds),
@@ -199,8 +204,26 @@ def build_runtime(settings: Settings, database: Database, *, with_dispatcher: bo
         pushes=pushes,
         health=health,
         carriers=registry,
+        node=node,
         push_outcomes=push_outcomes,
     )
+
+
+def node_id() -> str:
+    """This process's name in claims and carrier status rows: unique among the nodes of a
+    cluster, and readable (host and pid) when an operator looks at who holds a claim."""
+    return f"{socket.gethostname()[:20]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def rate_state(settings: Settings) -> tuple[FrequencyState, Counters]:
+    """The rate limits' memory: in this process, or in Redis shared by every node."""
+    if settings.redis_url is None:
+        return MemoryFrequencyState(), MemoryCounters()
+    from smsgate.counters import redis as shared  # an optional dependency (extra `redis`)
+
+    client = shared.connect(settings.redis_url)
+    prefix = settings.redis_prefix
+    return shared.RedisFrequencyState(client, prefix), shared.RedisCounters(client, prefix)
 
 
 def _routes(snapshot: SnapshotHolder) -> Callable[[str], tuple[str, ...]]:
@@ -214,7 +237,7 @@ def _routes(snapshot: SnapshotHolder) -> Callable[[str], tuple[str, ...]]:
 
 
 def _push_worker(
-    settings: Settings, queue: SqlPushQueue, clock: SystemClock, outcomes: Tally[str]
+    settings: Settings, queue: SqlPushQueue, clock: SystemClock, outcomes: Tally[str], node: str
 ) -> PushWorker:
     pusher = HttpPusher(
         settings.push_timeout_seconds,
@@ -226,7 +249,7 @@ def _push_worker(
         CountingPusher(pusher, outcomes),
         clock,
         PushSettings(
-            node=uuid.uuid4().hex,
+            node=node,
             schedule=settings.push_schedule,
             concurrency=settings.push_concurrency,
             per_account=settings.push_concurrency_per_account,
@@ -304,7 +327,7 @@ def create_app(
         settings.login_failures_per_network,
         settings.reveal_unknown_accounts,
     )
-    counters = MemoryCounters()
+    counters = runtime.frequency.counters
     dispatcher = runtime.dispatcher
     metrics = observability.RequestMetrics(runtime.push_outcomes)
     deps = smsbao.SmsbaoDeps(
@@ -441,10 +464,16 @@ async def run_worker(settings: Settings) -> None:
     runtime = build_runtime(settings, Database.open(settings), with_dispatcher=True)
     await runtime.start()
     _tune_garbage_collector()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # stop cleanly: submits in flight recorded
+        loop.add_signal_handler(sig, stop.set)
+    log.info("worker %s started", runtime.node)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
         await runtime.stop()
+        log.info("worker %s stopped", runtime.node)
 
 
 def _tune_garbage_collector() -> None:

@@ -23,7 +23,7 @@ from smsgate.settings import Settings
 from smsgate.store.admin import SqlAccountStore
 from smsgate.store.carriers import SqlCarrierStore
 from smsgate.store.console import SqlConsoleStore
-from smsgate.store.db import create_engine, migrate, pending_migrations
+from smsgate.store.db import create_engine, ensure_schema
 from smsgate.store.inbound import SqlInboundStore
 from smsgate.store.messages import SqlMessageStore
 from smsgate.store.outcomes import SqlOutcomes
@@ -50,10 +50,21 @@ class Database:
     operators: OperatorService
 
     @classmethod
-    def open(cls, settings: Settings, *, migrate_schema: bool = True) -> Database:
+    def open(
+        cls, settings: Settings, *, migrate_schema: bool = True, upgrade: bool | None = None
+    ) -> Database:
+        """``migrate_schema``: migrate a fresh database and refuse one of another version
+        (:func:`ensure_schema`). ``upgrade``: migrate an older one too; by default only on
+        SQLite, where this is the only node (on PostgreSQL `smsgate migrate` does it)."""
         engine = create_engine(settings.sqlalchemy_url)
-        if migrate_schema and pending_migrations(engine):
-            migrate(engine)
+        if migrate_schema:
+            if upgrade is None:
+                upgrade = engine.dialect.name == "sqlite"
+            try:
+                ensure_schema(engine, upgrade_older=upgrade)
+            except BaseException:
+                engine.dispose()
+                raise
         store, policy = SqlAccountStore(engine), SqlPolicyStore(engine)
         replies = SqlInboundStore(engine)
         carriers = SqlCarrierStore(engine)

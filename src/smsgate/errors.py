@@ -11,7 +11,8 @@ Exception tree::
     ├── AdminError      an operator command that cannot be carried out
     │   ├── NotFound
     │   ├── Conflict
-    │   └── InvalidInput
+    │   ├── InvalidInput
+    │   └── SchemaMismatch  the database's schema is not this version's (migrate or upgrade)
     └── TargetRefused   a reply push whose URL reaches an internal address (SSRF guard)
 
 This module imports nothing of ours: the SDK (``smsgate.client``) uses it
@@ -151,6 +152,12 @@ class Conflict(AdminError):
 
 class InvalidInput(AdminError):
     http_status = 422
+
+
+class SchemaMismatch(AdminError):
+    """The database schema is older or newer than this version of smsgate expects."""
+
+    http_status = 503
 
 
 class TargetRefused(SmsgateError):

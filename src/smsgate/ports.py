@@ -114,6 +114,15 @@ class Counters(Protocol):
         """True (and remember ``at``) unless ``key`` took a slot within ``interval`` seconds."""
         ...
 
+    def count_and_record(
+        self, keys: Sequence[str], since: float, at: float, keep_for: float, count: int = 1
+    ) -> list[int]:
+        """In one atomic step: each key's hits at or after ``since``, then ``count`` more
+        hits of each key at ``at`` (a ``count`` of 0 only reads). Two callers never both
+        see the count from before the other's hits: a limit checked on the answer holds
+        across every node sharing the counters."""
+        ...
+
 
 class PolicyStore(Protocol):
     """Templates, opt-outs and frequency caps."""
@@ -149,9 +158,19 @@ class PolicyStore(Protocol):
 class FrequencyState(Protocol):
     """Who was sent what, recently: the memory behind the anti-bombing caps."""
 
+    shared: bool  # kept outside the process (a start must not replay the history into it)
+
     def history(self, key: str) -> list[Sent]: ...
     def add(self, key: str, sent: Sent, keep_for: float) -> None: ...
+    def append(self, keys: Sequence[str], sent: Sent, keep_for: float) -> list[list[Sent]]:
+        """Add ``sent`` to each key's history in one atomic step; each history as it was
+        just before (what a check of this send must look at)."""
+        ...
+
     def remove(self, key: str, sent: Sent) -> None: ...
+    def discard(self, keys: Sequence[str], sent: Sent) -> None:
+        """Take ``sent`` back from each key's history (one entry per key)."""
+        ...
 
 
 class ChargeWriter(Protocol):

@@ -116,6 +116,16 @@ class Settings(BaseSettings):
         "wait their turn, so a burst of guesses cannot exhaust memory.",
     )
 
+    redis_url: str | None = Field(
+        None,
+        description="Redis shared by every node for the rate limits (frequency caps, "
+        "failed logins, the /query limit), e.g. redis://127.0.0.1:6379/0. Unset: kept in "
+        "each process, right for one node only.",
+    )
+    redis_prefix: str = Field(
+        "smsgate:", description="Prefix of every Redis key (several installations, one Redis)."
+    )
+
     run_worker: bool = Field(
         True, description="Run the dispatcher in the server process (off: `smsgate worker`)."
     )

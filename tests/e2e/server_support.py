@@ -32,6 +32,7 @@ import sqlalchemy as sa
 
 from tests.receivers import ALLOW_RECEIVERS
 from tests.support.databases import psycopg_url
+from tests.support.redis_state import redis_env
 from tests.support.waiting import wait_for
 
 READY_TIMEOUT = 20.0
@@ -107,6 +108,7 @@ class ServerProcess:
         env["SMSGATE_PUSH_ALLOWED_TARGETS"] = ALLOW_RECEIVERS  # receivers run on loopback
         if database_url is not None and not database_url.startswith("sqlite"):
             env["SMSGATE_DATABASE_URL"] = database_url
+            env.update(redis_env(database_url))  # the cluster's setup: PostgreSQL + Redis
         env.update(extra_env or {})
         self.env = env
         # The database both the server and the CLI use (SQLite: the file in the data dir).

@@ -18,6 +18,7 @@ import pytest
 
 from tests.e2e.accounts_support import AccountPool, account_pool
 from tests.e2e.server_support import SEEN_WITHIN, Account, ServerProcess, md5, unique_name
+from tests.support.redis_state import database_prefix
 from tests.support.waiting import wait_for
 
 TEXT = "text/plain; charset=utf-8"
@@ -297,6 +298,9 @@ def test_apikey_issued_later_works(shared_server: ServerProcess, queried: Accoun
 def tuned_server(shared_server: ServerProcess) -> Iterator[ServerProcess]:
     node = shared_server.sibling(
         {
+            # Its limits differ from the first server's, so its counters must too (on
+            # Redis they would be shared: nodes of one cluster run the same settings).
+            "SMSGATE_REDIS_PREFIX": database_prefix(shared_server.database_url) + "tuned:",
             "SMSGATE_QUERY_INTERVAL_SECONDS": "2",
             "SMSGATE_LOGIN_FAILURES_PER_ACCOUNT": "3",
             "SMSGATE_LOGIN_FAILURES_PER_IP": "5",

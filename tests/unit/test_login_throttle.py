@@ -20,6 +20,7 @@ from smsgate.core.accounts import Account, AccountStatus, api_key_hash, password
 from smsgate.core.login_sources import login_source
 from smsgate.counters.memory import SWEEP_FLOOR as SWEEP_EVERY
 from smsgate.counters.memory import MemoryCounters
+from smsgate.ports import Counters
 from smsgate.services.auth import Authenticator, LoginLimits
 from smsgate.services.snapshot import Snapshot
 from tests.support.clock import ManualClock
@@ -45,7 +46,9 @@ def _account() -> Account:
 ALICE = _account()
 
 
-def _auth(limits: LoginLimits = LIMITS, clock: ManualClock | None = None) -> Authenticator:
+def _auth(
+    counters: Counters, limits: LoginLimits = LIMITS, clock: ManualClock | None = None
+) -> Authenticator:
     account = ALICE
     snapshot = Snapshot(
         rev=1,
@@ -53,7 +56,7 @@ def _auth(limits: LoginLimits = LIMITS, clock: ManualClock | None = None) -> Aut
         by_api_key={api_key_hash(API_KEY): account},
     )
     holder = SimpleNamespace(current=snapshot)
-    return Authenticator(holder, MemoryCounters(), clock or ManualClock(), limits)  # type: ignore[arg-type]
+    return Authenticator(holder, counters, clock or ManualClock(), limits)  # type: ignore[arg-type]
 
 
 def _code(auth: Authenticator, username: str, p: str, ip: str) -> str:
@@ -69,23 +72,25 @@ def _hammer(auth: Authenticator, ip: str, times: int, username: str = "alice") -
         assert _code(auth, username, WRONG, ip) == "30"
 
 
-def test_an_attacker_locks_only_their_own_address() -> None:
-    auth = _auth()
+def test_an_attacker_locks_only_their_own_address(counters: Counters) -> None:
+    auth = _auth(counters)
     _hammer(auth, "203.0.113.7", 10)
     assert _code(auth, "alice", password_md5(PASSWORD), "203.0.113.7") == "30"  # throttled
     assert _code(auth, "alice", password_md5(PASSWORD), "198.51.100.1") == "0"
     assert _code(auth, "alice", API_KEY, "198.51.100.1") == "0"
 
 
-def test_an_api_key_is_never_throttled() -> None:
-    auth = _auth()
+def test_an_api_key_is_never_throttled(counters: Counters) -> None:
+    auth = _auth(counters)
     _hammer(auth, "203.0.113.7", 40)
     assert _code(auth, "alice", API_KEY, "203.0.113.7") == "0"
     assert auth.authenticate_api_key(API_KEY, "203.0.113.7") is ALICE
 
 
-def test_a_clean_neighbour_is_heard_when_the_network_is_locked() -> None:
-    auth = _auth(LoginLimits(per_account=3, per_ip=3, window_seconds=300.0, per_network=6))
+def test_a_clean_neighbour_is_heard_when_the_network_is_locked(counters: Counters) -> None:
+    auth = _auth(
+        counters, LoginLimits(per_account=3, per_ip=3, window_seconds=300.0, per_network=6)
+    )
     for host in range(1, 4):  # three addresses of one /24 reach the network's limit
         _hammer(auth, f"203.0.113.{host}", 2, username=f"guess{host}")
     _hammer(auth, "203.0.113.4", 1)
@@ -94,30 +99,30 @@ def test_a_clean_neighbour_is_heard_when_the_network_is_locked() -> None:
     assert _code(auth, "alice", password_md5(PASSWORD), "203.0.114.4") == "0"  # next network
 
 
-def test_an_ipv6_attacker_cannot_rotate_addresses_within_a_64() -> None:
-    auth = _auth()
+def test_an_ipv6_attacker_cannot_rotate_addresses_within_a_64(counters: Counters) -> None:
+    auth = _auth(counters)
     for i in range(10):
         assert _code(auth, "alice", WRONG, f"2001:db8:1:2::{i + 1:x}") == "30"
     assert _code(auth, "alice", password_md5(PASSWORD), "2001:db8:1:2::ffff") == "30"
     assert _code(auth, "alice", password_md5(PASSWORD), "2001:db8:1:3::1") == "0"
 
 
-def test_unknown_username_answers_like_a_wrong_password() -> None:
-    auth = _auth()
+def test_unknown_username_answers_like_a_wrong_password(counters: Counters) -> None:
+    auth = _auth(counters)
     assert _code(auth, "nobody", WRONG, "203.0.113.7") == "30"
     assert _code(auth, "alice", WRONG, "203.0.113.8") == "30"
     reveal = LoginLimits(per_account=10, per_ip=30, window_seconds=300.0, reveal_unknown=True)
-    assert _code(_auth(reveal), "nobody", WRONG, "203.0.113.7") == "40"
+    assert _code(_auth(counters, reveal), "nobody", WRONG, "203.0.113.7") == "40"
 
 
-def test_unknown_username_costs_a_password_check() -> None:
-    auth = _auth()
+def test_unknown_username_costs_a_password_check(counters: Counters) -> None:
+    auth = _auth(counters)
     assert not auth.is_fast("nobody", WRONG)  # argon2 as for a real account: no timing oracle
     assert auth.is_fast("nobody", "not-an-md5")
 
 
-def test_a_burst_of_parallel_guesses_runs_no_more_checks_than_the_limit() -> None:
-    auth = _auth()
+def test_a_burst_of_parallel_guesses_runs_no_more_checks_than_the_limit(counters: Counters) -> None:
+    auth = _auth(counters)
     checks = 0
     lock = threading.Lock()
     real_verify = passwords.verify_md5
@@ -136,17 +141,17 @@ def test_a_burst_of_parallel_guesses_runs_no_more_checks_than_the_limit() -> Non
     assert checks == 10
 
 
-def test_a_success_gives_back_its_reservation() -> None:
-    auth = _auth(LoginLimits(per_account=3, per_ip=30, window_seconds=300.0))
+def test_a_success_gives_back_its_reservation(counters: Counters) -> None:
+    auth = _auth(counters, LoginLimits(per_account=3, per_ip=30, window_seconds=300.0))
     for _ in range(20):
         assert _code(auth, "alice", password_md5(PASSWORD), "203.0.113.7") == "0"
     _hammer(auth, "203.0.113.7", 2)
     assert _code(auth, "alice", password_md5(PASSWORD), "203.0.113.7") == "0"
 
 
-def test_the_lock_ends_with_the_window() -> None:
+def test_the_lock_ends_with_the_window(counters: Counters) -> None:
     clock = ManualClock()
-    auth = _auth(clock=clock)
+    auth = _auth(counters, clock=clock)
     _hammer(auth, "203.0.113.7", 10)
     assert _code(auth, "alice", password_md5(PASSWORD), "203.0.113.7") == "30"
     clock.advance(301)

@@ -1,4 +1,5 @@
-"""`smsgate backup FILE` and `smsgate restore FILE` (SQLite; PostgreSQL: pg_dump)."""
+"""`smsgate backup FILE` and `smsgate restore FILE` (SQLite; PostgreSQL: pg_dump), and
+`smsgate copy-database --to URL` (moving to PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import typer
 
 from smsgate import errors
 from smsgate.cli import datalock
-from smsgate.cli.context import DataDir, build_settings
+from smsgate.cli.context import DataDir, build_settings, describe_database
 from smsgate.cli.output import err, out
 from smsgate.settings import Settings
 
@@ -24,6 +25,46 @@ POSTGRES_HINT = (
 def register(app: typer.Typer) -> None:
     app.command(help="Back up the SQLite database to FILE, consistently, while it serves.")(backup)
     app.command(help="Restore the SQLite database from a backup FILE (no server running).")(restore)
+    app.command(
+        "copy-database",
+        help="Copy the whole database into another, empty one (SQLite to PostgreSQL).",
+    )(copy_database)
+
+
+def copy_database(
+    to: Annotated[
+        str, typer.Option("--to", help="The empty target, e.g. postgresql://user@host/smsgate.")
+    ],
+    data_dir: DataDir = None,
+) -> None:
+    """Stop the servers first: what they write after the copy began is not copied."""
+    from smsgate.store.db import create_engine
+    from smsgate.store.transfer import copy_database as copy
+
+    settings = build_settings(data_dir)
+    if settings.database_url is None and not (settings.data_dir / "smsgate.db").exists():
+        raise errors.InvalidInput(f"no database at {settings.data_dir / 'smsgate.db'}")
+    target_settings = Settings(data_dir=settings.data_dir, database_url=to)
+    if target_settings.sqlalchemy_url == settings.sqlalchemy_url:
+        raise errors.InvalidInput("--to names the database being copied")
+    source, target = (
+        create_engine(settings.sqlalchemy_url),
+        create_engine(target_settings.sqlalchemy_url),
+    )
+    started = time.monotonic()
+    try:
+        copied = copy(source, target)
+    finally:
+        source.dispose()
+        target.dispose()
+    out.print(
+        f"copied {copied.total} row(s) in {len(copied.rows)} tables into "
+        f"{describe_database(target_settings)} in {time.monotonic() - started:.1f} s: "
+        f"{copied.rows.get('accounts', 0)} account(s), {copied.rows.get('messages', 0)} "
+        "message(s)",
+        markup=False,
+    )
+    out.print("next: set SMSGATE_DATABASE_URL to it on every node and start them", markup=False)
 
 
 def backup(

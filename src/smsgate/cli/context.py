@@ -59,7 +59,11 @@ def build_settings(data_dir: Path | None = None, **flags: Any) -> Settings:
 
 @contextmanager
 def open_database(
-    data_dir: Path | None = None, *, settings: Settings | None = None, read_only: bool = False
+    data_dir: Path | None = None,
+    *,
+    settings: Settings | None = None,
+    read_only: bool = False,
+    upgrade: bool | None = None,
 ) -> Iterator[Database]:
     """The configured database (migrated if fresh), closed when the command is done.
 
@@ -79,7 +83,7 @@ def open_database(
                 "with `smsgate serve`)"
             )
         err.print(f"database: {where}", markup=False)
-    database = Database.open(settings)
+    database = Database.open(settings, upgrade=upgrade)
     try:
         yield database
     finally:

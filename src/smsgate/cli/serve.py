@@ -78,6 +78,7 @@ def serve(
             "`smsgate worker`, or PostgreSQL (SMSGATE_DATABASE_URL) to scale out"
         )
     _hold_data_dir(settings)  # until this process exits: `smsgate restore` refuses meanwhile
+    _check_redis(settings)
     with open_database(settings=settings) as db:  # migrates a fresh database before serving
         demo_lines, api_key = _ensure_demo(db) if demo else ([], "")
     _banner(settings, demo_lines, api_key)
@@ -165,11 +166,37 @@ def worker(data_dir: DataDir = None) -> None:
     settings = build_settings(data_dir)
     install(settings.log_format)
     _hold_data_dir(settings)  # until this process exits: `smsgate restore` refuses meanwhile
+    _check_redis(settings)
+    with open_database(settings=settings):
+        pass  # a schema of another version is refused here, with a clear message
     out.print(f"smsgate worker dispatching from {_describe_db(settings)}")
     try:
         asyncio.run(run_worker(settings))
     except KeyboardInterrupt:
         out.print("stopped")
+
+
+def _check_redis(settings: Settings) -> None:
+    """Refuse to start, saying why, when the configured Redis does not answer."""
+    if settings.redis_url is None:
+        return
+    from smsgate.counters.redis import connect
+
+    try:
+        connect(settings.redis_url).close()
+    except Exception as exc:  # redis-py's errors: refused, unknown host, auth...
+        raise errors.InvalidInput(
+            f"Redis at {_without_password(settings.redis_url)} does not answer ({exc}): "
+            "start it, or fix SMSGATE_REDIS_URL"
+        ) from None
+
+
+def _without_password(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path}"
 
 
 def _hold_data_dir(settings: Settings) -> None:
@@ -180,7 +207,7 @@ def _hold_data_dir(settings: Settings) -> None:
 
 def migrate(data_dir: DataDir = None) -> None:
     settings = build_settings(data_dir)
-    with open_database(settings=settings):
+    with open_database(settings=settings, upgrade=True):
         pass  # opening it migrates it
     out.print(f"database is up to date: {_describe_db(settings)}")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from smsgate.core.frequency import Sent
@@ -51,17 +51,37 @@ class MemoryCounters:
 
     def hits_since(self, key: str, since: float) -> int:
         with self._lock:
-            return sum(n for at, _, n in self._hits.get(key, ()) if at >= since)
+            return self._hits_since(key, since)
 
     def record(self, key: str, at: float, keep_for: float, count: int = 1) -> None:
         with self._lock:
-            hits = self._hits.get(key)
-            if hits is None:
-                self._hits_sweep.maybe(self._hits, lambda h: not h or h[-1][1] <= at)
-                hits = self._hits[key] = deque()
-            while hits and hits[0][1] <= at:
-                hits.popleft()
-            hits.append((at, at + keep_for, count))
+            self._prune(key, at)
+            self._hits[key].append((at, at + keep_for, count))
+
+    def count_and_record(
+        self, keys: Sequence[str], since: float, at: float, keep_for: float, count: int = 1
+    ) -> list[int]:
+        with self._lock:
+            totals = []
+            for key in keys:
+                if count:
+                    self._prune(key, at)
+                totals.append(self._hits_since(key, since))
+                if count:
+                    self._hits[key].append((at, at + keep_for, count))
+            return totals
+
+    def _hits_since(self, key: str, since: float) -> int:
+        return sum(n for at, _, n in self._hits.get(key, ()) if at >= since)
+
+    def _prune(self, key: str, at: float) -> None:
+        """Drop the entries of ``key`` forgotten by ``at`` (making the key if new)."""
+        hits = self._hits.get(key)
+        if hits is None:
+            self._hits_sweep.maybe(self._hits, lambda h: not h or h[-1][1] <= at)
+            hits = self._hits[key] = deque()
+        while hits and hits[0][1] <= at:
+            hits.popleft()
 
     def take_slot(self, key: str, at: float, interval: float) -> bool:
         with self._lock:
@@ -93,6 +113,8 @@ class MemoryFrequencyState:
     a day of history and its pauses do not lengthen with it.
     """
 
+    shared = False  # gone with the process: rebuilt from the message table on start
+
     def __init__(self) -> None:
         self._history: dict[str, bytes] = {}  # key -> packed (at, forget_at, digest)...
         self._lock = threading.Lock()
@@ -104,27 +126,37 @@ class MemoryFrequencyState:
         return [Sent(at, digest) for at, _, digest in _unpack(packed)]
 
     def add(self, key: str, sent: Sent, keep_for: float) -> None:
+        self.append([key], sent, keep_for)
+
+    def append(self, keys: Sequence[str], sent: Sent, keep_for: float) -> list[list[Sent]]:
         at = float(sent.at)
         entry = _pack_one(at, at + keep_for, sent.content_digest)
+        befores: list[list[tuple[float, float, str]]] = []
         with self._lock:
-            packed = self._history.get(key)
-            if packed is None:
-                self._sweep.maybe(self._history, lambda p: not p or _last_forget(p) <= at)
-                self._history[key] = entry
-                return
-            kept = b"".join(
-                _pack_one(a, forget, d) for a, forget, d in _unpack(packed) if forget > at
-            )
-            self._history[key] = kept + entry
+            for key in keys:
+                packed = self._history.get(key)
+                if packed is None:
+                    self._sweep.maybe(self._history, lambda p: not p or _last_forget(p) <= at)
+                    befores.append([])
+                    self._history[key] = entry
+                    continue
+                kept = [(a, forget, d) for a, forget, d in _unpack(packed) if forget > at]
+                befores.append(kept)
+                self._history[key] = b"".join(_pack_one(*e) for e in kept) + entry
+        return [[Sent(a, d) for a, _, d in kept] for kept in befores]
 
     def remove(self, key: str, sent: Sent) -> None:
+        self.discard([key], sent)
+
+    def discard(self, keys: Sequence[str], sent: Sent) -> None:
         with self._lock:
-            entries = _unpack(self._history.get(key, b""))
-            for i, (at, _, digest) in enumerate(entries):
-                if at == sent.at and digest == sent.content_digest:
-                    del entries[i]
-                    self._history[key] = b"".join(_pack_one(*e) for e in entries)
-                    return
+            for key in keys:
+                entries = _unpack(self._history.get(key, b""))
+                for i, (at, _, digest) in enumerate(entries):
+                    if at == sent.at and digest == sent.content_digest:
+                        del entries[i]
+                        self._history[key] = b"".join(_pack_one(*e) for e in entries)
+                        break
 
     def size(self) -> int:
         """How many keys the history holds (for tests and diagnostics)."""

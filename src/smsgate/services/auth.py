@@ -83,6 +83,10 @@ class Authenticator:
         if account is not None and api_key_hash(p) in account.api_key_hashes:
             return self._usable_from(account, ip)
         keys = self._failure_keys(username, ip)
+        md5 = normalise_md5(p)
+        if account is not None and md5 is not None and self._mac(account, md5) in self._verified:
+            self._check(keys)  # known good: nothing to reserve, one look at the limits
+            return self._usable_from(account, ip)
         reserved_at = self._reserve(keys)
         if not self._password_ok(account, p):
             if account is None and self._limits.reveal_unknown:
@@ -157,27 +161,39 @@ class Authenticator:
             f"login-fail:network:{network}",
         )
 
+    def _check(self, keys: tuple[str, str, str]) -> None:
+        """Refuse a throttled caller (counting nothing)."""
+        now = self._clock.now().timestamp()
+        since = now - self._limits.window_seconds
+        self._refuse_if_throttled(self._counters.count_and_record(keys, since, now, 1.0, 0))
+
     def _reserve(self, keys: tuple[str, str, str]) -> float:
         """Refuse a throttled caller, else count this attempt as a failure until it succeeds
-        (the time of the reservation is returned, to take it back with)."""
-        user_key, source_key, network_key = keys
-        limits = self._limits
+        (the time of the reservation is returned, to take it back with). Counting and
+        looking are one step, so concurrent guesses on several nodes see each other."""
+        window = self._limits.window_seconds
         with self._lock:
-            now = self._clock.monotonic()
-            since = now - limits.window_seconds
-            by_user = self._counters.hits_since(user_key, since)
-            by_source = self._counters.hits_since(source_key, since)
-            if by_user >= limits.per_account or by_source >= limits.per_ip:
-                self._on_throttled("account" if by_user >= limits.per_account else "ip")
-                raise errors.Rejected(errors.BAD_CREDENTIALS, "too many failed logins")
-            by_network = self._counters.hits_since(network_key, since)
-            if by_source and by_network >= limits.per_network:
-                self._on_throttled("network")
-                raise errors.Rejected(errors.BAD_CREDENTIALS, "too many failed logins")
-            for key in keys:
-                self._counters.record(key, now, limits.window_seconds)
+            now = self._clock.now().timestamp()
+            counts = self._counters.count_and_record(keys, now - window, now, window)
+            try:
+                self._refuse_if_throttled(counts)
+            except errors.Rejected:
+                self._release(keys, now)
+                raise
         return now
 
+    def _refuse_if_throttled(self, counts: list[int]) -> None:
+        """``counts``: the failures by user, by source and by network before this one."""
+        by_user, by_source, by_network = counts
+        limits = self._limits
+        if by_user >= limits.per_account or by_source >= limits.per_ip:
+            self._on_throttled("account" if by_user >= limits.per_account else "ip")
+            raise errors.Rejected(errors.BAD_CREDENTIALS, "too many failed logins")
+        if by_source and by_network >= limits.per_network:
+            self._on_throttled("network")
+            raise errors.Rejected(errors.BAD_CREDENTIALS, "too many failed logins")
+
     def _release(self, keys: tuple[str, str, str], reserved_at: float) -> None:
-        for key in keys:  # dated like the reservation, so both are forgotten together
-            self._counters.record(key, reserved_at, self._limits.window_seconds, count=-1)
+        # Dated like the reservation, so both are forgotten together.
+        window = self._limits.window_seconds
+        self._counters.count_and_record(keys, reserved_at, reserved_at, window, count=-1)

@@ -73,33 +73,42 @@ class FrequencyGuard:
         limits: FrequencyLimits,
         now: datetime,
     ) -> Reservation:
+        """Count this send against every cap, or refuse it having counted nothing.
+
+        The send is added first and checked against what came before it, in one atomic
+        step per kind of counter: of two requests racing on two nodes, the later one sees
+        the earlier (checking first and adding after would let both through).
+        """
         at = now.timestamp()
         digest = content_digest(content)
-        for phone in phones:
-            reason = check_number(self.state.history(_key(account_id, phone)), digest, at, limits)
+        sent = Sent(at, digest)
+        keys = [_key(account_id, phone) for phone in phones]
+        befores = self.state.append(keys, sent, self._keep_for)
+        for phone, before in zip(phones, befores, strict=True):
+            reason = check_number(before, digest, at, limits)
             if reason is not None:
+                self.state.discard(keys, sent)
                 raise errors.Rejected(errors.FREQUENCY_LIMIT, f"{phone}: {reason}")
         daily = 0
         if limits.daily_account_cap is not None:
-            today = self.counters.hits_since(_daily_key(account_id), at - DAY)
-            if not check_account_daily(today, len(phones), limits):
+            daily = len(phones)
+            key = _daily_key(account_id)
+            today = self.counters.count_and_record([key], at - DAY, at, DAY, daily)[0]
+            if not check_account_daily(today, daily, limits):
+                self.counters.record(key, at, DAY, -daily)
+                self.state.discard(keys, sent)
                 log.warning(
                     "ALERT account %d reached its daily cap of %d messages; refusing more",
                     account_id,
                     limits.daily_account_cap,
                 )
                 raise errors.Rejected(errors.FREQUENCY_LIMIT, "daily account cap reached")
-            daily = len(phones)
-            self.counters.record(_daily_key(account_id), at, DAY, daily)
-        sent = Sent(at, digest)
-        entries = tuple((_key(account_id, phone), sent) for phone in phones)
-        for key, item in entries:
-            self.state.add(key, item, self._keep_for)
-        return Reservation(account_id, entries, daily, at)
+        return Reservation(account_id, tuple((key, sent) for key in keys), daily, at)
 
     def release(self, reservation: Reservation) -> None:
-        for key, item in reservation.entries:
-            self.state.remove(key, item)
+        if reservation.entries:
+            sent = reservation.entries[0][1]  # one send, the same in every entry
+            self.state.discard([key for key, _ in reservation.entries], sent)
         if reservation.daily:
             self.counters.record(
                 _daily_key(reservation.account_id), reservation.at, DAY, -reservation.daily

@@ -27,7 +27,7 @@ class QueryService:
     def balance(self, account: Account) -> Balance:
         """The account's units sent and remaining, or 44 when asked again too soon."""
         key = f"query:{account.id}"
-        if not self._counters.take_slot(key, self._clock.monotonic(), self._interval):
+        if not self._counters.take_slot(key, self._clock.now().timestamp(), self._interval):
             raise errors.Rejected(errors.QUERY_TOO_FREQUENT)
         sent, remaining = self._store.balance(account.id)
         return Balance(sent=sent, remaining=remaining)

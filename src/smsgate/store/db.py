@@ -278,21 +278,68 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+# Taken by every migration on PostgreSQL: two nodes starting on an empty database, or
+# `smsgate migrate` run twice at once, migrate one after the other (the second finds
+# nothing left to do). Any constant unique to smsgate will do.
+_MIGRATION_LOCK = 0x5_3E5_6A7E
+
+
 def migrate(engine: sa.Engine) -> None:
-    """Bring the schema to the newest revision (idempotent)."""
+    """Bring the schema to the newest revision (idempotent, safe to run concurrently)."""
     from alembic import command
 
     config = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
 
 
-def pending_migrations(engine: sa.Engine) -> bool:
-    """True when the database is behind the code (or empty)."""
+def schema_revision(engine: sa.Engine) -> str | None:
+    """The database's schema revision; None for a fresh (empty) database."""
     try:
         with reading(engine) as conn:
             current = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
     except sa.exc.DBAPIError:  # no alembic_version table: a fresh database
-        return True
-    return current != HEAD_REVISION
+        return None
+    return None if current is None else str(current)
+
+
+def pending_migrations(engine: sa.Engine) -> bool:
+    """True when the database is behind the code (or empty)."""
+    return schema_revision(engine) != HEAD_REVISION
+
+
+def ensure_schema(engine: sa.Engine, *, upgrade_older: bool) -> None:
+    """Migrate a fresh database; refuse one whose schema is not this version's.
+
+    An older schema is migrated only when ``upgrade_older`` (one node on SQLite, or
+    `smsgate migrate`): in a cluster, a node that migrated on its own would change the
+    schema under the nodes still running, so the operator does it, once, on purpose.
+    """
+    from smsgate.errors import SchemaMismatch
+
+    current = schema_revision(engine)
+    if current == HEAD_REVISION:
+        return
+    newer = current is not None and _revision_number(current) > _revision_number(HEAD_REVISION)
+    if current is None or (upgrade_older and not newer):
+        migrate(engine)
+        return
+    if newer:
+        raise SchemaMismatch(
+            f"the database schema is at revision {current}, newer than this smsgate "
+            f"understands ({HEAD_REVISION}): upgrade smsgate here to the version the "
+            "other nodes run (never run an older version against a migrated database)"
+        )
+    raise SchemaMismatch(
+        f"the database schema is at revision {current}, older than this smsgate "
+        f"({HEAD_REVISION}): run `smsgate migrate` once (safe while the other nodes run), "
+        "then start this node"
+    )
+
+
+def _revision_number(revision: str) -> int:
+    """Revisions are numbered "0001", "0002"...; one that is not is not ours: newer."""
+    return int(revision) if revision.isdigit() else 10**9
