@@ -267,7 +267,9 @@ def test_send_file_of_1000_numbers_interrupted_and_resumed_sends_no_number_twice
     write_csv(csv, phones)
     text = content("会员日全场八折")
     valve = Valve(shared_server.url)
-    login = ["--server", valve.url, "-u", acct.username, "-k", acct.api_key]
+    # A long answer timeout: the held and swallowed requests end by signal, never by timing
+    # out first on a slow machine.
+    login = ["--server", valve.url, "-u", acct.username, "-k", acct.api_key, "--timeout", "120"]
     started: list[subprocess.Popen[str]] = []
 
     def cli(*flags: str) -> subprocess.Popen[str]:

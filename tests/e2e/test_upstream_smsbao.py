@@ -190,6 +190,13 @@ def test_b_restarted_mid_run_loses_nothing(
     phones = [str(next(_phones)) for _ in range(12)]
     for i, phone in enumerate(phones):
         if i == 4:
+            # What A handed to B before the stop has its answer: a submit cut off by the
+            # stop would rightly end `unknown` (never re-sent), which is not this test.
+            wait_for(
+                lambda: messages(gateway_a, customer.username),
+                lambda rows: sum(p in phones[:4] and s != "accepted" for p, s, _ in rows) == 4,
+                timeout=20,
+            )
             gateway_b.stop()
         if i == 8:
             gateway_b.start()
