@@ -281,6 +281,9 @@ def test_send_file_of_1000_numbers_interrupted_and_resumed_sends_no_number_twice
                 stderr=subprocess.PIPE,
                 text=True,
                 encoding="utf-8",
+                # Ctrl-C must reach it even when this suite runs as a background job,
+                # which starts with SIGINT ignored (and children inherit that).
+                preexec_fn=_default_sigint,
             )
         )
         return started[-1]
@@ -446,3 +449,7 @@ def test_send_file_goes_past_a_bad_number_stops_at_no_balance_and_finishes_once_
     assert Counter(r["phone"] for r in rows) == Counter(good)
     b = books(shared_server, acct.username)
     assert (b.balance, b.sent, b.ledger_sum) == (350 - 299, 299, 350 - 299)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
