@@ -65,13 +65,14 @@ def check_cost(redis_url: str, rounds: int = 3000) -> list[tuple[str, float, flo
 
     from smsgate.core.frequency import Sent
     from smsgate.counters.memory import MemoryCounters, MemoryFrequencyState
-    from smsgate.counters.redis import RedisCounters, RedisFrequencyState
+    from smsgate.counters.redis import Link, RedisCounters, RedisFrequencyState
 
     client = redis.Redis.from_url(redis_url, decode_responses=True)
+    link = Link(client)
     prefix = f"smsgate-bench:{uuid.uuid4().hex[:8]}:"
     pairs = {
         "memory": (MemoryFrequencyState(), MemoryCounters()),
-        "redis": (RedisFrequencyState(client, prefix), RedisCounters(client, prefix)),
+        "redis": (RedisFrequencyState(link, prefix), RedisCounters(link, prefix)),
     }
     checks = {
         "per-number caps (append)": lambda s, c, n: s.append([f"1:{n}"], Sent(n, "d"), 86400.0),

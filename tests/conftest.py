@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from smsgate.counters.memory import MemoryCounters, MemoryFrequencyState
-from smsgate.counters.redis import RedisCounters, RedisFrequencyState
+from smsgate.counters.redis import Link, RedisCounters, RedisFrequencyState
 from smsgate.ports import Counters, FrequencyState
 from tests.support.clock import ManualClock
 from tests.support.databases import PG_SKIP_REASON, PG_URL, postgres_database
@@ -47,7 +47,8 @@ def rate_state(request: pytest.FixtureRequest) -> Iterator[tuple[FrequencyState,
     if not REDIS_URL:
         pytest.skip(REDIS_SKIP_REASON)
     with redis_prefix() as (client, prefix):
-        yield RedisFrequencyState(client, prefix), RedisCounters(client, prefix)
+        link = Link(client)
+        yield RedisFrequencyState(link, prefix), RedisCounters(link, prefix)
 
 
 @pytest.fixture

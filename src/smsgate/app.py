@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
 
-from smsgate import __version__
+from smsgate import __version__, errors
 from smsgate.api import guard, smsbao
 from smsgate.api import logging as api_logging
 from smsgate.api import metrics as observability
@@ -53,10 +53,12 @@ from smsgate.services.dispatch import Dispatcher, DispatchSettings
 from smsgate.services.frequency import FrequencyGuard
 from smsgate.services.inbound import InboundService
 from smsgate.services.observed import CountingPusher
+from smsgate.services.outages import OutageLog
 from smsgate.services.push import PushSettings, PushWorker
 from smsgate.services.query import QueryService
 from smsgate.services.snapshot import SnapshotHolder
 from smsgate.settings import Settings, handed_over
+from smsgate.store import db
 from smsgate.store.cmpp import SqlCmppReports
 from smsgate.store.push_queue import SqlPushQueue
 from smsgate.store.stats import SqlStats
@@ -81,6 +83,7 @@ class Runtime:
     carriers: CarrierRegistry | None = None  # runs wherever the dispatcher does
     node: str = field(default_factory=lambda: uuid.uuid4().hex)
     push_outcomes: Tally[str] = field(default_factory=Tally)  # /metrics
+    redis_ping: Callable[[], None] | None = None  # /readyz, where the counters are in Redis
     started: bool = False
 
     def carrier_statuses(self) -> dict[str, dict[str, Any]]:
@@ -157,7 +160,7 @@ CARRIER_SYNC_SECONDS = 1.0  # a `carrier add/set/remove` is running within about
 def build_runtime(settings: Settings, database: Database, *, with_dispatcher: bool) -> Runtime:
     clock = SystemClock()
     snapshot = SnapshotHolder(database.store, database.policy)
-    state, counters = rate_state(settings)
+    state, counters, redis_ping = rate_state(settings)
     frequency = FrequencyGuard(state, counters, _frequency_defaults(settings))
     writer = GroupCommitWriter(
         database.messages, settings.group_commit_wait_ms / 1000, settings.group_commit_max
@@ -206,6 +209,7 @@ def build_runtime(settings: Settings, database: Database, *, with_dispatcher: bo
         carriers=registry,
         node=node,
         push_outcomes=push_outcomes,
+        redis_ping=redis_ping,
     )
 
 
@@ -215,15 +219,18 @@ def node_id() -> str:
     return f"{socket.gethostname()[:20]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
-def rate_state(settings: Settings) -> tuple[FrequencyState, Counters]:
-    """The rate limits' memory: in this process, or in Redis shared by every node."""
+def rate_state(
+    settings: Settings,
+) -> tuple[FrequencyState, Counters, Callable[[], None] | None]:
+    """The rate limits' memory: in this process, or in Redis shared by every node (then
+    with a check that it answers, for `/readyz`)."""
     if settings.redis_url is None:
-        return MemoryFrequencyState(), MemoryCounters()
+        return MemoryFrequencyState(), MemoryCounters(), None
     from smsgate.counters import redis as shared  # an optional dependency (extra `redis`)
 
-    client = shared.connect(settings.redis_url)
+    link = shared.Link(shared.connect(settings.redis_url))
     prefix = settings.redis_prefix
-    return shared.RedisFrequencyState(client, prefix), shared.RedisCounters(client, prefix)
+    return shared.RedisFrequencyState(link, prefix), shared.RedisCounters(link, prefix), link.ping
 
 
 def _routes(snapshot: SnapshotHolder) -> Callable[[str], tuple[str, ...]]:
@@ -387,13 +394,40 @@ def create_app(
     _install_docs(app)
     app.add_route("/healthz", _healthz(runtime.health), methods=["GET"], include_in_schema=False)
     _install_console(app, settings, gw, runtime, deps)
+    outages = OutageLog()
+    _install_outage_answers(app, outages)
     access_log = api_logging.RequestLog(personal=settings.log_personal_data)
     front = _observed(app, smsbao.SmsbaoFront(deps, app), settings, runtime, metrics)
     return guard.InputGuard(
         front,
         body_timeout=settings.http_body_timeout_seconds,
         access_log=access_log if settings.access_log else None,
+        outage=db.outage,
+        outages=outages,
     )
+
+
+def _install_outage_answers(app: FastAPI, outages: OutageLog) -> None:
+    """The database or Redis not answering inside a route: 503 with Retry-After, as the
+    guard answers it outside FastAPI (whose own last resort would answer 500 first)."""
+
+    async def unavailable(request: Request, exc: Exception) -> Response:
+        found = db.outage(exc)
+        if found is None:
+            raise exc  # not an outage: FastAPI's 500, and the guard logs it as a bug
+        outages.seen(found)
+        if request.url.path.startswith("/v1/"):
+            return v1.error_response(found)
+        return Response(
+            "Service Unavailable: try again shortly\n",
+            status_code=503,
+            headers={"Retry-After": guard.RETRY_AFTER.decode()},
+            media_type="text/plain",
+        )
+
+    kinds: tuple[type[Exception], ...] = (errors.Unavailable, *db.OUTAGE_ERRORS)
+    for kind in kinds:
+        app.add_exception_handler(kind, unavailable)
 
 
 def _cmpp_server(settings: Settings, runtime: Runtime, accept: AcceptService) -> CmppServer | None:
@@ -447,7 +481,7 @@ def _observed(
     """`/readyz` always; `/metrics` and the request counts unless turned off."""
     stats = SqlStats(runtime.database.engine)
     ready = observability.readyz_endpoint(
-        stats.ping, lambda: runtime.started, runtime.carrier_statuses
+        stats.ping, lambda: runtime.started, runtime.carrier_statuses, runtime.redis_ping
     )
     app.add_route("/readyz", ready, methods=["GET"], include_in_schema=False)
     if not settings.metrics:

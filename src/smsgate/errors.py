@@ -13,7 +13,8 @@ Exception tree::
     │   ├── Conflict
     │   ├── InvalidInput
     │   └── SchemaMismatch  the database's schema is not this version's (migrate or upgrade)
-    └── TargetRefused   a reply push whose URL reaches an internal address (SSRF guard)
+    ├── TargetRefused   a reply push whose URL reaches an internal address (SSRF guard)
+    └── Unavailable     a service smsgate needs (the database, Redis) does not answer
 
 This module imports nothing of ours: the SDK (``smsgate.client``) uses it
 without the server's dependencies.
@@ -165,4 +166,17 @@ class TargetRefused(SmsgateError):
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"refused: {reason}")
+        self.reason = reason
+
+
+class Unavailable(SmsgateError):
+    """A service smsgate needs (``service``: "database" or "redis") did not answer, so the
+    request was not carried out: an outage to report and retry, not a bug. HTTP answers 503
+    with ``Retry-After``."""
+
+    http_status = 503
+
+    def __init__(self, service: str, reason: str) -> None:
+        super().__init__(f"{service} unavailable: {reason}")
+        self.service = service
         self.reason = reason

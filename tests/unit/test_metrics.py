@@ -20,10 +20,11 @@ from smsgate.core.observed import Tally
 from smsgate.services.observed import CountingPusher
 
 
-def readyz(ping, started=True, carriers=None):  # type: ignore[no-untyped-def]
+def readyz(ping, started=True, carriers=None, redis_ping=None):  # type: ignore[no-untyped-def]
     app = Starlette()
     statuses = carriers if carriers is not None else {"simulator": {"state": "started"}}
-    app.add_route("/readyz", readyz_endpoint(ping, lambda: started, lambda: statuses))
+    endpoint = readyz_endpoint(ping, lambda: started, lambda: statuses, redis_ping)
+    app.add_route("/readyz", endpoint)
 
     async def get() -> httpx.Response:
         transport = httpx.ASGITransport(app=app)
@@ -54,6 +55,20 @@ def test_not_ready_says_which_part() -> None:
         "server": "starting",
         "database": "connection refused",
         "carriers": {"smpp1": "broken"},
+    }
+
+
+def test_redis_is_checked_where_the_counters_live_there() -> None:
+    assert readyz(lambda: None, redis_ping=lambda: None).json()["redis"] == "ok"
+
+    def down() -> None:
+        raise errors.Unavailable("redis", "Connection refused")
+
+    response = readyz(lambda: None, redis_ping=down)
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "not ready",
+        "redis": "redis unavailable: Connection refused",
     }
 
 

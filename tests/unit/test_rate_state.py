@@ -13,7 +13,7 @@ import pytest
 from smsgate import errors
 from smsgate.core.frequency import FrequencyLimits, Sent
 from smsgate.counters.memory import MemoryCounters, MemoryFrequencyState
-from smsgate.counters.redis import RedisCounters, RedisFrequencyState
+from smsgate.counters.redis import Link, RedisCounters, RedisFrequencyState
 from smsgate.ports import Counters, FrequencyState
 from smsgate.services.frequency import FrequencyGuard
 from tests.support.redis_state import REDIS_SKIP_REASON, REDIS_URL, redis_prefix
@@ -141,7 +141,8 @@ def two_nodes() -> object:
         other = type(client).from_url(REDIS_URL, decode_responses=True)
         try:
             yield [
-                (RedisFrequencyState(c, prefix), RedisCounters(c, prefix)) for c in (client, other)
+                (RedisFrequencyState(Link(c), prefix), RedisCounters(Link(c), prefix))
+                for c in (client, other)
             ]
         finally:
             other.close()

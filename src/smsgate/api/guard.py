@@ -5,6 +5,10 @@
 - a body at most ``MAX_BODY`` bytes, declared or streamed: 413; its bytes must keep
   coming, ``body_timeout`` seconds at most between two reads: 408;
 - a client that hangs up (``ClientDisconnect``) is a normal outcome, not an error;
+- a service smsgate needs not answering (``errors.Unavailable``, or what the ``outage``
+  function given recognises, such as a lost database connection) is an outage, not a bug:
+  503 with ``Retry-After``, nothing was carried out, and one log line per outage and
+  minute rather than a traceback per request;
 - anything else that escapes the app is logged without its message (it may hold phone
   numbers or content, api/logging.py), answered 500 and not handed to the server, whose
   own log would print it whole.
@@ -17,15 +21,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from smsgate import errors
 from smsgate.api.logging import RequestLog, new_request_id, safe_traceback
+from smsgate.services.outages import OutageLog
+
+Outage = Callable[[BaseException], errors.Unavailable | None]
 
 MAX_TARGET = 16 * 1024  # a 500-character Chinese text encoded twice and 99 numbers fit
 MAX_HEADERS = 100
 MAX_BODY = 1024 * 1024
+RETRY_AFTER = b"1"  # seconds; a client that honours it comes back when a pause is over
 
 log = logging.getLogger("smsgate.http")
 
@@ -36,11 +46,19 @@ class _Answered(Exception):
 
 class InputGuard:
     def __init__(
-        self, app: ASGIApp, *, body_timeout: float = 10.0, access_log: RequestLog | None = None
+        self,
+        app: ASGIApp,
+        *,
+        body_timeout: float = 10.0,
+        access_log: RequestLog | None = None,
+        outage: Outage = lambda exc: exc if isinstance(exc, errors.Unavailable) else None,
+        outages: OutageLog | None = None,
     ) -> None:
         self._app = app
         self._body_timeout = body_timeout
         self._access_log = access_log
+        self._outage = outage
+        self._outage_log = outages or OutageLog()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,17 +76,26 @@ class InputGuard:
             await self._app(scope, exchange.receive, exchange.send)
         except ClientDisconnect:
             pass  # the client went away mid-request: nothing to answer, nothing to report
-        except Exception as exc:  # a bug: say where, never what (the message may hold content)
-            log.error(
-                "unhandled %s in %s %s [%s]\n%s",
-                type(exc).__name__,
-                scope["method"],
-                scope["path"][:200],
-                request_id,
-                safe_traceback(exc),
-            )
-            await exchange.answer(500, b"Internal Server Error")
+        except Exception as exc:
+            unavailable = self._outage(exc)
+            if unavailable is None:
+                self._bug(scope, request_id, exc)
+                await exchange.answer(500, b"Internal Server Error")
+            else:
+                self._outage_log.seen(unavailable)
+                await exchange.answer(503, b"Service Unavailable", [(b"retry-after", RETRY_AFTER)])
         self._logged(scope, exchange.status, started)
+
+    def _bug(self, scope: Scope, request_id: str, exc: Exception) -> None:
+        """Say where, never what: the message may hold content or phone numbers."""
+        log.error(
+            "unhandled %s in %s %s [%s]\n%s",
+            type(exc).__name__,
+            scope["method"],
+            scope["path"][:200],
+            request_id,
+            safe_traceback(exc),
+        )
 
     def _logged(self, scope: Scope, status: int | None, started: float) -> None:
         if self._access_log is not None:
@@ -129,18 +156,23 @@ class _Exchange:
             self.status = int(message["status"])
         await self._send(message)
 
-    async def answer(self, status: int, body: bytes) -> None:
+    async def answer(
+        self, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
         if self.status is None and not self._answered:
             self.status = status
-            await _plain(self._send, status, body)
+            await _plain(self._send, status, body, extra)
         self._answered = True
 
 
-async def _plain(send: Send, status: int, body: bytes) -> None:
+async def _plain(
+    send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
     headers = [
         (b"content-type", b"text/plain; charset=utf-8"),
         (b"content-length", str(len(body)).encode()),
         (b"connection", b"close"),
+        *(extra or ()),
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

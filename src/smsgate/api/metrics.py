@@ -261,9 +261,13 @@ def metrics_endpoint(
 
 
 def readyz_endpoint(
-    ping: Callable[[], None], started: Callable[[], bool], carriers: CarrierStatuses
+    ping: Callable[[], None],
+    started: Callable[[], bool],
+    carriers: CarrierStatuses,
+    redis_ping: Callable[[], None] | None = None,
 ) -> Endpoint:
-    """Ready: started, the database answers a query now, every carrier started.
+    """Ready: started, the database (and Redis, where the counters live there) answers
+    now, every carrier started.
 
     A carrier whose link is down is listed (``links_down``) but does not make the node
     unready: it still accepts and queues, and a load balancer taking every node out
@@ -274,9 +278,12 @@ def readyz_endpoint(
         problems: dict[str, object] = {}
         if not started():
             problems["server"] = "starting"
-        database = await _database_problem(ping)
+        database = await _problem(ping)
         if database is not None:
             problems["database"] = database
+        redis = None if redis_ping is None else await _problem(redis_ping)
+        if redis is not None:
+            problems["redis"] = redis
         statuses = carriers()
         not_started = carriers_not_started(statuses)
         if not_started:
@@ -284,6 +291,8 @@ def readyz_endpoint(
         if problems:
             return JSONResponse({"status": "not ready", **problems}, status_code=503)
         body: dict[str, object] = {"status": "ready", "database": "ok", "carriers": "ok"}
+        if redis_ping is not None:
+            body["redis"] = "ok"
         down = links_down(statuses)
         if down:
             body["links_down"] = down
@@ -292,7 +301,8 @@ def readyz_endpoint(
     return readyz
 
 
-async def _database_problem(ping: Callable[[], None]) -> str | None:
+async def _problem(ping: Callable[[], None]) -> str | None:
+    """Why ``ping`` failed or took too long, or None."""
     try:
         await asyncio.wait_for(run_in_threadpool(ping), READY_TIMEOUT)
     except TimeoutError:

@@ -14,19 +14,39 @@ clocks: nodes must keep their clocks in step (NTP), as for the frequency windows
 
 Multi-key scripts need every key on one server: use one Redis (or a primary with
 replicas), not Redis Cluster.
+
+While Redis does not answer, every call raises ``errors.Unavailable`` (the request is
+refused, nothing is accepted unchecked). A failed call opens a short pause in which calls
+fail at once without touching the network: these calls run on the event loop, and a Redis
+that drops packets would otherwise hold every request for a socket timeout.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import os
+import threading
+import time
 import uuid
-from collections.abc import Sequence
-from typing import Any, cast
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
+from smsgate import errors
 from smsgate.core.frequency import Sent
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Redis answers in well under a millisecond on a LAN; a second without an answer is an
+# outage. Both can be set in the URL (``?socket_timeout=5``), which wins.
+SOCKET_TIMEOUT = 1.0
+PAUSE = 1.0  # seconds calls fail at once after a failure, before one tries again
 
 # KEYS: the counters; each keeps the sum of its members' counts in "<key>#n", so that the
 # usual question (every hit still kept: the daily cap, the failed logins) is answered
@@ -108,9 +128,63 @@ return 0
 
 def connect(url: str) -> redis.Redis:
     """A client for ``url`` (a pool of connections, safe to share between threads)."""
-    client = redis.Redis.from_url(url, decode_responses=True)
+    client = redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=SOCKET_TIMEOUT,
+        socket_connect_timeout=SOCKET_TIMEOUT,
+        # One more try on a fresh connection covers a pooled one that a Redis restart
+        # closed; more would hold the event loop longer in an outage.
+        retry=Retry(NoBackoff(), 1),
+    )
     client.ping()  # fail at start, with the URL in the message, not on the first request
     return client
+
+
+class Link:
+    """Calls to one Redis, failing fast (``errors.Unavailable``) while it does not answer.
+
+    Shared by the counters and the frequency history of a process, so that one failed
+    call pauses both. The callers report the outage (smsgate.outages); its end is logged
+    here.
+    """
+
+    def __init__(self, client: redis.Redis, pause: float = PAUSE) -> None:
+        self.client = client
+        self._pause = pause
+        self._lock = threading.Lock()
+        self._down_since: float | None = None
+        self._retry_at = 0.0
+        self._reason = ""
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if self._down_since is not None and time.monotonic() < self._retry_at:
+            raise errors.Unavailable("redis", self._reason)
+        try:
+            result = fn(*args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError) as exc:
+            self._failed(exc)
+            raise errors.Unavailable("redis", self._reason) from None
+        if self._down_since is not None:
+            self._recovered()
+        return result
+
+    def ping(self) -> None:
+        self.call(self.client.ping)
+
+    def _failed(self, exc: Exception) -> None:
+        with self._lock:
+            self._reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+            self._retry_at = time.monotonic() + self._pause
+            if self._down_since is None:  # reported by the callers' outage log
+                self._down_since = time.monotonic()
+
+    def _recovered(self) -> None:
+        with self._lock:
+            if self._down_since is None:
+                return
+            log.warning("Redis answers again after %.1f s", time.monotonic() - self._down_since)
+            self._down_since = None
 
 
 class _Ids:
@@ -131,10 +205,11 @@ def _ms(seconds: float) -> int:
 class RedisCounters:
     """The Counters port for a cluster."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "smsgate:") -> None:
+    def __init__(self, link: Link, prefix: str = "smsgate:") -> None:
         self._prefix = prefix + "c:"
-        self._count = client.register_script(_COUNT_AND_RECORD)
-        self._slot = client.register_script(_TAKE_SLOT)
+        self._link = link
+        self._count = link.client.register_script(_COUNT_AND_RECORD)
+        self._slot = link.client.register_script(_TAKE_SLOT)
         self._ids = _Ids()
 
     def hits_since(self, key: str, since: float) -> int:
@@ -156,12 +231,12 @@ class RedisCounters:
             count,
             member,
         ]
-        result = self._count(keys=[self._prefix + k for k in keys], args=args)
+        result = self._link.call(self._count, keys=[self._prefix + k for k in keys], args=args)
         return [int(n) for n in cast(list[Any], result)]
 
     def take_slot(self, key: str, at: float, interval: float) -> bool:
         args: list[str | int] = [repr(at), repr(interval), _ms(interval)]
-        return bool(self._slot(keys=[self._prefix + "slot:" + key], args=args))
+        return bool(self._link.call(self._slot, keys=[self._prefix + "slot:" + key], args=args))
 
 
 class RedisFrequencyState:
@@ -170,15 +245,15 @@ class RedisFrequencyState:
 
     shared = True  # the history outlives this process: a start must not replay it again
 
-    def __init__(self, client: redis.Redis, prefix: str = "smsgate:") -> None:
+    def __init__(self, link: Link, prefix: str = "smsgate:") -> None:
         self._prefix = prefix + "f:"
-        self._client = client
-        self._append = client.register_script(_APPEND)
-        self._remove = client.register_script(_REMOVE)
+        self._link = link
+        self._append = link.client.register_script(_APPEND)
+        self._remove = link.client.register_script(_REMOVE)
         self._ids = _Ids()
 
     def history(self, key: str) -> list[Sent]:
-        members = self._client.zrange(self._prefix + key, 0, -1)
+        members = self._link.call(self._link.client.zrange, self._prefix + key, 0, -1)
         return [_sent(m) for m in cast(list[str], members)]
 
     def add(self, key: str, sent: Sent, keep_for: float) -> None:
@@ -188,7 +263,7 @@ class RedisFrequencyState:
         at = float(sent.at)
         member = f"{at!r}|{sent.content_digest}|{self._ids()}"
         args: list[str | int] = [repr(at), repr(at + keep_for), _ms(keep_for), member]
-        result = self._append(keys=[self._prefix + k for k in keys], args=args)
+        result = self._link.call(self._append, keys=[self._prefix + k for k in keys], args=args)
         return [[_sent(m) for m in before] for before in cast(list[list[str]], result)]
 
     def remove(self, key: str, sent: Sent) -> None:
@@ -197,7 +272,7 @@ class RedisFrequencyState:
     def discard(self, keys: Sequence[str], sent: Sent) -> None:
         if keys:
             prefix = f"{float(sent.at)!r}|{sent.content_digest}|"
-            self._remove(keys=[self._prefix + k for k in keys], args=[prefix])
+            self._link.call(self._remove, keys=[self._prefix + k for k in keys], args=[prefix])
 
 
 def _sent(member: str) -> Sent:

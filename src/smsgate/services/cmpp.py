@@ -18,6 +18,7 @@ from smsgate.core.cmpp import ConnectStatus, DueReply, DueReport, Login
 from smsgate.core.messages import Kind
 from smsgate.ports import Clock, CmppReports
 from smsgate.services.accept import AcceptService, SendRequest
+from smsgate.services.outages import OutageLog
 from smsgate.services.snapshot import SnapshotHolder
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class CmppService:
         self._accept = accept
         self._reports = reports
         self._clock = clock
+        self._outages = OutageLog()
         self._by_sp: dict[str, Account] = {}
         self._rev = -1
 
@@ -76,7 +78,11 @@ class CmppService:
         current = self.current(account)
         if not is_usable(current, self._clock.now()):
             raise errors.Rejected(errors.ACCOUNT_INACTIVE)
-        batch_id = await self._accept.accept(current, request)
+        try:
+            batch_id = await self._accept.accept(current, request)
+        except errors.Unavailable as unavailable:  # one log line per outage, not per SUBMIT
+            self._outages.seen(unavailable)
+            raise
         try:
             await asyncio.to_thread(
                 self._reports.track, account.id, batch_id, list(msg_ids), self._clock.now()

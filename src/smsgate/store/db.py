@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from smsgate import errors
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -39,6 +41,33 @@ def create_engine(url: str) -> sa.Engine:
     return sa.create_engine(
         url, pool_pre_ping=True, pool_size=10, max_overflow=10, hide_parameters=True
     )
+
+
+# The database errors that mean "not now" rather than "wrong": a connection refused or lost,
+# the pool exhausted, a deadlock or serialisation failure (PostgreSQL), a locked file
+# (SQLite). SQLite raises OperationalError for mistakes in SQL too, so there only the
+# messages of a busy or unreachable file count.
+OUTAGE_ERRORS: tuple[type[Exception], ...] = (
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
+    sa.exc.TimeoutError,
+)
+_SQLITE_OUTAGES = ("locked", "busy", "disk i/o", "unable to open", "disk is full")
+
+
+def outage(exc: BaseException) -> errors.Unavailable | None:
+    """The outage ``exc`` stands for (``errors.Unavailable``), or None for any other error."""
+    if isinstance(exc, errors.Unavailable):
+        return exc
+    if not isinstance(exc, OUTAGE_ERRORS):
+        return None
+    original = getattr(exc, "orig", None) or exc
+    reason = (str(original).strip().splitlines() or [type(original).__name__])[0][:200]
+    if type(original).__module__ == "sqlite3" and not any(
+        word in reason.lower() for word in _SQLITE_OUTAGES
+    ):
+        return None
+    return errors.Unavailable("database", reason)
 
 
 def private_sqlite_file(path: Path) -> None:

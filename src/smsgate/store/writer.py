@@ -17,6 +17,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from smsgate.core.messages import Charge
+from smsgate.store.db import outage
 from smsgate.store.messages import SqlMessageStore
 
 log = logging.getLogger(__name__)
@@ -117,10 +118,14 @@ class GroupCommitWriter:
                 self._threads, self._store.write_charges, [c for c, _ in batch]
             )
         except Exception as exc:
-            log.exception("could not commit %d send request(s)", len(batch))
+            unavailable = outage(exc)
+            if unavailable is None:
+                log.exception("could not commit %d send request(s)", len(batch))
+            else:  # the callers answer 503 (and the HTTP layer logs the outage once)
+                log.debug("could not commit %d send request(s): %s", len(batch), unavailable)
             for _, future in batch:
                 if not future.done():
-                    future.set_exception(exc)
+                    future.set_exception(unavailable or exc)
             return
         finally:
             self._slots.release()

@@ -52,6 +52,14 @@ def error_response(exc: errors.SmsgateError) -> JSONResponse:
         body = ErrorBody(code=slug, message=str(exc))
         headers = BASIC_CHALLENGE if isinstance(exc, errors.Unauthorized) else None
         return JSONResponse(body.model_dump(), status_code=exc.http_status, headers=headers)
+    if isinstance(exc, errors.Unavailable):
+        # Which service, not its address or error text: those are the operator's (logged).
+        body = ErrorBody(
+            code="unavailable",
+            message="Service unavailable: try again shortly",
+            detail=f"{exc.service} does not answer",
+        )
+        return JSONResponse(body.model_dump(), status_code=503, headers={"Retry-After": "1"})
     return JSONResponse(ErrorBody(code="error", message=str(exc)).model_dump(), status_code=500)
 
 

@@ -292,6 +292,8 @@ class Session:
             result = cmpp.RESULT_OK
         except errors.Rejected as rejected:
             result = cmpp.result_for(rejected.code)
+        except errors.Unavailable:  # an outage (the backend logs it): the customer may retry
+            result = cmpp.RESULT_SYSTEM_ERROR
         except Exception:  # not accepted (nothing committed): say so rather than stay silent
             log.exception("CMPP %s: a SUBMIT could not be processed", self.peer)
             result = cmpp.RESULT_SYSTEM_ERROR
