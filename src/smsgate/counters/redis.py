@@ -43,9 +43,11 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Redis answers in well under a millisecond on a LAN; a second without an answer is an
-# outage. Both can be set in the URL (``?socket_timeout=5``), which wins.
-SOCKET_TIMEOUT = 1.0
+# Redis answers in well under a millisecond on a LAN: seconds without an answer are an
+# outage (the answer's limit leaves room for a loaded machine). Both can be set in the URL
+# (``?socket_timeout=5``), which wins.
+SOCKET_TIMEOUT = 2.0
+CONNECT_TIMEOUT = 1.0
 PAUSE = 1.0  # seconds calls fail at once after a failure, before one tries again
 
 # KEYS: the counters; each keeps the sum of its members' counts in "<key>#n", so that the
@@ -132,7 +134,7 @@ def connect(url: str) -> redis.Redis:
         url,
         decode_responses=True,
         socket_timeout=SOCKET_TIMEOUT,
-        socket_connect_timeout=SOCKET_TIMEOUT,
+        socket_connect_timeout=CONNECT_TIMEOUT,
         # One more try on a fresh connection covers a pooled one that a Redis restart
         # closed; more would hold the event loop longer in an outage.
         retry=Retry(NoBackoff(), 1),
