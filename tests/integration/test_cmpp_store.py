@@ -35,12 +35,13 @@ def test_reports_due_when_final_and_gone_when_done(
     clock: ManualClock,
 ) -> None:
     account_id = _account(admin, store, "cmppco", "300250")
+    # Owed with the messages, in the charge's transaction: nothing to lose in between.
     charge = Charge(account_id, "general", Kind.SMS, ("13800138000", "13900139000"),
-                    "【短信宝】hi", 1, 1, "simulator", "127.0.0.1", clock.now())  # fmt: skip
+                    "【短信宝】hi", 1, 1, "simulator", "127.0.0.1", clock.now(),
+                    ("c215e3c494da0001", "c215e3c494da0002"))  # fmt: skip
     [batch_id] = messages.write_charges([charge])
     assert isinstance(batch_id, int)
     reports = SqlCmppReports(engine)
-    reports.track(account_id, batch_id, ["c215e3c494da0001", "c215e3c494da0002"], clock.now())
     assert reports.due(account_id, 0) == []  # nothing final yet
 
     claimed = messages.claim("n1", 10, clock.now())
@@ -62,6 +63,21 @@ def test_reports_due_when_final_and_gone_when_done(
     assert [d.msg_id for d in reports.due(account_id, 0)] == ["c215e3c494da0002"]
     with engine.connect() as conn:  # the undelivered one is still owed, not yet due
         assert conn.execute(sa.select(sa.func.count()).select_from(t.cmpp_reports)).scalar() == 3
+
+
+def test_a_charge_refused_for_balance_owes_no_report(
+    engine: sa.Engine,
+    admin: AdminService,
+    store: SqlAccountStore,
+    messages: SqlMessageStore,
+    clock: ManualClock,
+) -> None:
+    account_id = _account(admin, store, "poorcmpp", "300252")  # balance 100
+    charge = Charge(account_id, "general", Kind.SMS, ("13800138000",), "【短信宝】hi", 1, 101,
+                    "simulator", "127.0.0.1", clock.now(), ("c215e3c494da0009",))  # fmt: skip
+    assert messages.write_charges([charge]) == [None]
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(t.cmpp_reports)).scalar() == 0
 
 
 def test_replies_owed_only_to_accounts_with_a_cmpp_login(

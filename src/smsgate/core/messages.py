@@ -30,6 +30,9 @@ class Charge:
     carrier: str
     client_ip: str
     at: datetime
+    # CMPP Msg_Ids under which the customer is owed a status report of every message,
+    # written in the same transaction as the messages (none for HTTP requests).
+    report_ids: tuple[str, ...] = ()
 
     @property
     def cost_per_message(self) -> int:

@@ -39,6 +39,7 @@ class SendRequest:
     phones: str  # `m`, as received
     content: str  # `c`, decoded
     client_ip: str
+    report_ids: tuple[str, ...] = ()  # CMPP: Msg_Ids owed a status report (core.messages)
 
 
 class AcceptService:
@@ -124,6 +125,7 @@ class AcceptService:
             carrier=product.route[0] if product.route else "",
             client_ip=request.client_ip,
             at=self._clock.now(),
+            report_ids=request.report_ids,
         )
 
 

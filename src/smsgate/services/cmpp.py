@@ -70,26 +70,19 @@ class CmppService:
         ip: str,
         msg_ids: Sequence[str],
     ) -> int:
-        """Accept (or raise Rejected with the first failed check), then owe a report for
-        every message under each Msg_Id the customer was given for it."""
+        """Accept (or raise Rejected with the first failed check), owing a report for every
+        message under each Msg_Id the customer was given for it (committed with them)."""
         if product not in self._snapshot.current.products:
             product = ""  # a Service_Id that names no product: the default one
-        request = SendRequest(Kind.SMS, product, ",".join(phones), content, ip)
+        request = SendRequest(Kind.SMS, product, ",".join(phones), content, ip, tuple(msg_ids))
         current = self.current(account)
         if not is_usable(current, self._clock.now()):
             raise errors.Rejected(errors.ACCOUNT_INACTIVE)
         try:
-            batch_id = await self._accept.accept(current, request)
+            return await self._accept.accept(current, request)
         except errors.Unavailable as unavailable:  # one log line per outage, not per SUBMIT
             self._outages.seen(unavailable)
             raise
-        try:
-            await asyncio.to_thread(
-                self._reports.track, account.id, batch_id, list(msg_ids), self._clock.now()
-            )
-        except Exception:  # accepted and charged all the same: only its reports are lost
-            log.exception("status reports of batch %d will not reach the customer", batch_id)
-        return batch_id
 
     async def due(self, account_id: int, after: int) -> list[DueReport]:
         return await asyncio.to_thread(self._reports.due, account_id, after)

@@ -2,15 +2,15 @@
 customers.
 
 A row is written for each message of a SUBMIT the CMPP server accepted, per Msg_Id the
-customer was given; it is due once the message reaches a final state and is deleted when
-the customer answers the DELIVER that carried it. Until then it survives restarts and
-disconnections: the customer gets it on its next login.
+customer was given, in the transaction that charges for it (store/messages.py). It is due
+once the message reaches a final state and is deleted when the customer answers the DELIVER
+that carried it. Until then it survives restarts and disconnections: the customer gets it
+on its next login.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
 import sqlalchemy as sa
 
@@ -25,20 +25,6 @@ _FINAL = sorted(s.value for s in TERMINAL_STATES)
 class SqlCmppReports:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-
-    def track(self, account_id: int, batch_id: int, msg_ids: Sequence[str], now: datetime) -> None:
-        """Owe a report for every message of ``batch_id``, under each of ``msg_ids``."""
-        r, m = t.cmpp_reports, t.messages
-        with writing(self.engine) as conn:
-            for msg_id in msg_ids:
-                rows = sa.select(
-                    m.c.account_id, sa.literal(msg_id), m.c.id, sa.literal(now, t.UTCDateTime())
-                ).where(m.c.batch_id == batch_id, m.c.account_id == account_id)
-                conn.execute(
-                    r.insert().from_select(
-                        ["account_id", "msg_id", "message_id", "created_at"], rows
-                    )
-                )
 
     def due(self, account_id: int, after: int, limit: int = 200) -> list[DueReport]:
         """Reports whose message is final, oldest first, with row ids above ``after``."""

@@ -217,6 +217,7 @@ class SqlMessageStore:
             _ENQUEUE_BATCHES,
             {"batch_ids": list(batch_ids), "at": min(c.at for c in paid)},
         )
+        _owe_reports(conn, paid, batch_ids, at)
         _insert_rows(
             conn,
             _LEDGER_COLUMNS,
@@ -558,6 +559,27 @@ class SqlMessageStore:
                 .order_by(m.c.id)
             ).all()
         return [(int(r[0]), r[1], r[2], r[3]) for r in rows]
+
+
+def _owe_reports(
+    conn: sa.Connection,
+    paid: Sequence[Charge],
+    batch_ids: Sequence[int],
+    at: Callable[[datetime], Any],
+) -> None:
+    """A CMPP status report owed under each of a charge's ``report_ids`` for every message
+    of its batch, in the charge's own transaction: an accepted SUBMIT never loses the
+    reports its customer was promised, whenever the process dies."""
+    _execute_many(
+        conn,
+        "INSERT INTO cmpp_reports (account_id, msg_id, message_id, created_at) "
+        "SELECT ?, ?, id, ? FROM messages WHERE batch_id = ? ORDER BY id",
+        [
+            (c.account_id, msg_id, at(c.at), batch_id)
+            for c, batch_id in zip(paid, batch_ids, strict=True)
+            for msg_id in c.report_ids
+        ],
+    )
 
 
 def _insert_rows(
