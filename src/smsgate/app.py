@@ -486,8 +486,12 @@ def _observed(
     app.add_route("/readyz", ready, methods=["GET"], include_in_schema=False)
     if not settings.metrics:
         return front
+    state = runtime.frequency.state
     serve_metrics = observability.metrics_endpoint(
-        metrics, observability.DatabaseCounts(stats.counts), runtime.carrier_statuses
+        metrics,
+        observability.DatabaseCounts(stats.counts),
+        runtime.carrier_statuses,
+        state.footprint if isinstance(state, MemoryFrequencyState) else None,
     )
     app.add_route("/metrics", serve_metrics, methods=["GET"], include_in_schema=False)
     return observability.MetricsFront(front, metrics)

@@ -94,6 +94,9 @@ def test_queue_and_message_states_come_from_the_database(
     assert ("smsgate_queue_depth", ()) in samples
     assert value(samples, "smsgate_push_paused_accounts") == 0
     assert value(samples, "smsgate_carrier_up", carrier="simulator") == 1
+    if not shared_server.env.get("SMSGATE_REDIS_URL"):  # else the history is in Redis
+        assert value(samples, "smsgate_frequency_history_numbers") >= 3
+        assert value(samples, "smsgate_frequency_history_bytes") > 3 * 100
 
 
 def test_login_throttles_are_counted(

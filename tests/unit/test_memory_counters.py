@@ -8,7 +8,7 @@ import tracemalloc
 from collections.abc import Callable
 
 from smsgate.core.frequency import Sent, content_digest
-from smsgate.counters.memory import SWEEP_FLOOR, MemoryCounters, MemoryFrequencyState
+from smsgate.counters.memory import SWEEP_FLOOR, MemoryCounters, MemoryFrequencyState, _cost
 
 
 def test_history_entries_are_not_tracked_by_the_collector() -> None:
@@ -126,3 +126,42 @@ def test_a_day_of_distinct_numbers_costs_under_250_bytes_each() -> None:
 
     assert _traced_peak(fill) / numbers < 250
     assert state.history("7:13900000001") == [Sent(1_700_000_001.0, digest)]
+
+
+def test_the_footprint_follows_what_the_history_really_takes() -> None:
+    """/metrics reports the history's size: it must track tracemalloc's count closely, as
+    numbers come, as their entries grow and as sends are taken back."""
+    state = MemoryFrequencyState()
+    digest = content_digest("【短信宝】您的验证码是1234")
+    numbers = 20_000
+
+    def fill() -> None:
+        for n in range(numbers):
+            state.add(f"7:139{n:08d}", Sent(1_700_000_000.0 + n, digest), keep_for=86_400.0)
+        for n in range(0, numbers, 2):  # a second send to half of them
+            state.add(f"7:139{n:08d}", Sent(1_700_050_000.0 + n, digest), keep_for=86_400.0)
+
+    traced = _traced_peak(fill)
+    count, footprint = state.footprint()
+    assert count == numbers
+    assert 0.75 < footprint / traced < 1.25
+    before = footprint
+    state.remove("7:13900000000", Sent(1_700_050_000.0, digest))
+    assert state.footprint()[1] < before
+    assert state.history("7:13900000000") == [Sent(1_700_000_000.0, digest)]
+
+
+def test_the_footprint_shrinks_when_old_numbers_are_swept() -> None:
+    state = MemoryFrequencyState()
+    for n in range(5_000):
+        state.add(f"1:{n}", Sent(float(n), "d"), keep_for=10.0)
+    grown = state.footprint()[1]
+    for n in range(5_000):  # a day later: the first lot is forgotten as the second comes
+        state.add(f"2:{n}", Sent(100_000.0 + n, "d"), keep_for=10.0)
+    count, footprint = state.footprint()
+    assert count < 10_000
+    assert footprint < 2 * grown
+    assert footprint == sum(
+        _cost(k, v)
+        for k, v in state._history.items()  # the running total equals a fresh count
+    )

@@ -151,12 +151,22 @@ class DatabaseCounts:
         return self._last
 
 
+# (numbers, bytes) of the in-process frequency history; None where it lives in Redis.
+HistoryFootprint = Callable[[], tuple[int, int]]
+
+
 class Exporter(Collector):
     """Renders the counts as Prometheus families when the registry is collected."""
 
-    def __init__(self, metrics: RequestMetrics, carriers: CarrierStatuses) -> None:
+    def __init__(
+        self,
+        metrics: RequestMetrics,
+        carriers: CarrierStatuses,
+        history: HistoryFootprint | None = None,
+    ) -> None:
         self._metrics = metrics
         self._carriers = carriers
+        self._history = history
         self.counts: QueueCounts | None = None
 
     def collect(self) -> Iterator[Metric]:
@@ -164,6 +174,8 @@ class Exporter(Collector):
         if self.counts is not None:
             yield from queue_families(self.counts)
         yield from carrier_families(self._carriers())
+        if self._history is not None:
+            yield from history_families(*self._history())
 
 
 def request_families(m: RequestMetrics) -> Iterator[Metric]:
@@ -214,6 +226,20 @@ def queue_families(counts: QueueCounts) -> Iterator[Metric]:
     )
 
 
+def history_families(numbers: int, size: int) -> Iterator[Metric]:
+    """The anti-bombing history of this process: every number sent to within a day."""
+    yield GaugeMetricFamily(
+        "smsgate_frequency_history_numbers",
+        "Numbers remembered by this process for the frequency caps (kept for a day)",
+        value=numbers,
+    )
+    yield GaugeMetricFamily(
+        "smsgate_frequency_history_bytes",
+        "Memory the frequency history of this process takes",
+        value=size,
+    )
+
+
 def carrier_families(statuses: Mapping[str, Mapping[str, object]]) -> Iterator[Metric]:
     """Carrier link state: ``smsgate_carrier_up`` and one gauge per numeric field."""
     up = GaugeMetricFamily("smsgate_carrier_up", "1 if the carrier link is up", labels=["carrier"])
@@ -245,10 +271,13 @@ def _bound(value: float) -> str:
 
 
 def metrics_endpoint(
-    metrics: RequestMetrics, database: DatabaseCounts, carriers: CarrierStatuses
+    metrics: RequestMetrics,
+    database: DatabaseCounts,
+    carriers: CarrierStatuses,
+    history: HistoryFootprint | None = None,
 ) -> Endpoint:
     registry = CollectorRegistry(auto_describe=False)
-    exporter = Exporter(metrics, carriers)
+    exporter = Exporter(metrics, carriers, history)
     registry.register(exporter)
     ProcessCollector(registry=registry)  # resident memory, open files, CPU
 

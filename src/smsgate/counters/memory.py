@@ -11,6 +11,7 @@ the last to be forgotten: a key is stale when that one is.
 from __future__ import annotations
 
 import struct
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -19,6 +20,9 @@ from typing import Any
 from smsgate.core.frequency import Sent
 
 SWEEP_FLOOR = 1024  # below this many keys, never sweep
+# What a dict entry costs beside its key and value: hash, key and value pointers, at the
+# table's usual fill (a dict keeps a third or more of its slots free) plus its index.
+DICT_ENTRY = 40
 
 
 class _Sweeper:
@@ -29,13 +33,15 @@ class _Sweeper:
     def __init__(self) -> None:
         self._next = SWEEP_FLOOR
 
-    def maybe(self, table: dict[Any, Any], stale: Callable[[Any], bool]) -> None:
-        """Drop the keys whose value is ``stale``, if the dict has grown enough."""
+    def maybe(self, table: dict[Any, Any], stale: Callable[[Any], bool]) -> bool:
+        """Drop the keys whose value is ``stale``, if the dict has grown enough; whether
+        it swept."""
         if len(table) < self._next:
-            return
+            return False
         for key in [k for k, v in table.items() if stale(v)]:
             del table[key]
         self._next = max(SWEEP_FLOOR, 2 * len(table))
+        return True
 
 
 class MemoryCounters:
@@ -119,6 +125,7 @@ class MemoryFrequencyState:
         self._history: dict[str, bytes] = {}  # key -> packed (at, forget_at, digest)...
         self._lock = threading.Lock()
         self._sweep = _Sweeper()
+        self._bytes = 0  # the history's memory, kept up to date (see footprint)
 
     def history(self, key: str) -> list[Sent]:
         with self._lock:
@@ -136,13 +143,15 @@ class MemoryFrequencyState:
             for key in keys:
                 packed = self._history.get(key)
                 if packed is None:
-                    self._sweep.maybe(self._history, lambda p: not p or _last_forget(p) <= at)
+                    if self._sweep.maybe(self._history, lambda p: not p or _last_forget(p) <= at):
+                        self._bytes = sum(_cost(k, v) for k, v in self._history.items())
                     befores.append([])
                     self._history[key] = entry
+                    self._bytes += _cost(key, entry)
                     continue
                 kept = [(a, forget, d) for a, forget, d in _unpack(packed) if forget > at]
                 befores.append(kept)
-                self._history[key] = b"".join(_pack_one(*e) for e in kept) + entry
+                self._replace(key, packed, b"".join(_pack_one(*e) for e in kept) + entry)
         return [[Sent(a, d) for a, _, d in kept] for kept in befores]
 
     def remove(self, key: str, sent: Sent) -> None:
@@ -151,17 +160,33 @@ class MemoryFrequencyState:
     def discard(self, keys: Sequence[str], sent: Sent) -> None:
         with self._lock:
             for key in keys:
-                entries = _unpack(self._history.get(key, b""))
+                packed = self._history.get(key, b"")
+                entries = _unpack(packed)
                 for i, (at, _, digest) in enumerate(entries):
                     if at == sent.at and digest == sent.content_digest:
                         del entries[i]
-                        self._history[key] = b"".join(_pack_one(*e) for e in entries)
+                        self._replace(key, packed, b"".join(_pack_one(*e) for e in entries))
                         break
+
+    def _replace(self, key: str, old: bytes, new: bytes) -> None:
+        self._history[key] = new
+        self._bytes += sys.getsizeof(new) - sys.getsizeof(old)
+
+    def footprint(self) -> tuple[int, int]:
+        """(numbers remembered, bytes they take): the history is the one part of a node's
+        memory that grows with traffic (for a day), so /metrics shows it."""
+        with self._lock:
+            return len(self._history), self._bytes
 
     def size(self) -> int:
         """How many keys the history holds (for tests and diagnostics)."""
         with self._lock:
             return len(self._history)
+
+
+def _cost(key: str, packed: bytes) -> int:
+    """Bytes one history entry takes: its key, its value and its place in the dict."""
+    return sys.getsizeof(key) + sys.getsizeof(packed) + DICT_ENTRY
 
 
 # One history entry: at, forget_at (float64), the digest's length (uint8), the digest.
