@@ -3,12 +3,14 @@ and audit trail as read, and messages counted per UTC day and state."""
 
 from __future__ import annotations
 
+import contextvars
 from datetime import date, timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from smsgate import errors
+from smsgate.core import actors
 from smsgate.services.admin import AdminService
 from smsgate.services.operators import OperatorService
 from smsgate.store.admin import SqlAccountStore
@@ -51,9 +53,9 @@ def test_a_revoked_key_leaves_the_snapshot_and_cannot_be_revoked_twice(
     keys = console.api_keys("alice")
     assert [k.hint for k in keys] == [second[:4], first[:4]]  # newest first
     rev = store.config_rev()
-    assert not console.revoke_api_key("bob", keys[0].id, clock.now(), "bob")  # not bob's
-    assert console.revoke_api_key("alice", keys[0].id, clock.now(), "alice")
-    assert not console.revoke_api_key("alice", keys[0].id, clock.now(), "alice")  # already
+    assert not console.revoke_api_key("bob", keys[0].id, clock.now())  # not bob's
+    assert console.revoke_api_key("alice", keys[0].id, clock.now())
+    assert not console.revoke_api_key("alice", keys[0].id, clock.now())  # already
     assert store.config_rev() > rev  # running servers reload and forget the key
     alice = next(a for a in store.load_accounts() if a.username == "alice")
     assert len(alice.api_key_hashes) == 1
@@ -72,16 +74,35 @@ def test_ledger_and_audit_read_newest_first(
         (5, "topup", "invoice-1"),
         (10, "topup", "opening balance"),
     ]
-    console.record("operator:root", "console.account.topup", "alice", "+5", clock.now())
     log = console.audit_log(2)
-    assert (log[0].actor, log[0].action, log[0].detail) == (
-        "operator:root",
-        "console.account.topup",
-        "+5",
-    )
+    assert (log[0].actor, log[0].action, log[0].detail) == ("admin", "ledger.topup", "+5")
     older = console.audit_log(100, before_id=log[0].id)
     assert all(e.id < log[0].id for e in older)
     assert older
+
+
+def test_changes_are_audited_under_whoever_acts(
+    console: SqlConsoleStore, admin: AdminService, clock: ManualClock
+) -> None:
+    """The CLI acts as admin; a console request names its user once (core/actors.py), and
+    every row the services write for it carries that name: one row per change."""
+    admin.create_account("alice", "secret1", balance=10)
+
+    def as_operator() -> None:
+        actors.act_as("operator:root")
+        admin.topup("alice", 5, "invoice-2")
+        admin.configure("alice", enabled=False)
+
+    contextvars.copy_context().run(as_operator)  # a request's context, as the console has
+    admin.configure("alice", enabled=True)
+    rows = [(e.actor, e.action) for e in reversed(console.audit_log(4))]
+    assert rows == [
+        ("admin", "apikey.add"),  # the last of the account's creation
+        ("operator:root", "ledger.topup"),
+        ("operator:root", "account.set"),
+        ("admin", "account.set"),
+    ]
+    assert actors.current() == "admin"  # the request's name did not leak out of it
 
 
 def test_messages_are_counted_per_utc_day_and_state(

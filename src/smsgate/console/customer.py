@@ -174,7 +174,7 @@ async def create_key(ctx: Ctx) -> Response:
 
 async def revoke_key(ctx: Ctx) -> Response:
     done = await run_in_threadpool(
-        ctx.deps.store.revoke_api_key, ctx.user, path_id(ctx), ctx.deps.clock.now(), ctx.user
+        ctx.deps.store.revoke_api_key, ctx.user, path_id(ctx), ctx.deps.clock.now()
     )
     if not done:
         raise errors.NotFound(ctx.t("No such ApiKey, or it is revoked already."))

@@ -1,6 +1,6 @@
 """The operator's pages: accounts, template review, sensitive words, carriers,
-unmatched replies and the audit log. Each change is also written to the audit log
-under the operator's name (``console.*`` actions)."""
+unmatched replies and the audit log. Each change is audited once, by the service that
+makes it, under the operator's name (``operator:NAME``, core/actors.py)."""
 
 from __future__ import annotations
 
@@ -13,21 +13,11 @@ from starlette.responses import Response
 from smsgate import errors
 from smsgate.console.customer import path_id
 from smsgate.console.web import Ctx
+from smsgate.core import actors
 from smsgate.core.accounts import TemplateStatus
 from smsgate.core.replies import ReplyFilter
 
 MAX_WORDS_FILE = 1_000_000
-
-
-async def _audit(ctx: Ctx, action: str, subject: str, detail: str | None = None) -> None:
-    await run_in_threadpool(
-        ctx.deps.store.record,
-        f"operator:{ctx.user}",
-        f"console.{action}",
-        subject,
-        detail,
-        ctx.deps.clock.now(),
-    )
 
 
 def _name(ctx: Ctx) -> str:
@@ -53,7 +43,6 @@ async def create_account(ctx: Ctx) -> Response:
         str(ctx.form.get("password") or ""),
         int(balance),
     )
-    await _audit(ctx, "account.create", created.username, f"balance {balance}")
     return await _accounts_page(ctx, created)  # its ApiKey is shown once, here
 
 
@@ -72,14 +61,12 @@ async def topup(ctx: Ctx) -> Response:
     balance = await run_in_threadpool(
         ctx.deps.admin.topup, name, int(amount), ctx.field("ref") or None
     )
-    await _audit(ctx, "account.topup", name, f"+{amount}")
     return ctx.back(ok=f"{ctx.t('Topped up')}: +{amount}, {ctx.t('balance')} {balance}")
 
 
 async def set_status(ctx: Ctx) -> Response:
     name, enabled = _name(ctx), ctx.field("enabled") == "1"
     await run_in_threadpool(lambda: ctx.deps.admin.configure(name, enabled=enabled))
-    await _audit(ctx, "account.enable" if enabled else "account.disable", name)
     return ctx.back(ok=ctx.t("Saved."))
 
 
@@ -93,7 +80,6 @@ async def set_expiry(ctx: Ctx) -> Response:
         await run_in_threadpool(lambda: ctx.deps.admin.configure(name, expires_at=when))
     else:
         await run_in_threadpool(lambda: ctx.deps.admin.configure(name, clear_expiry=True))
-    await _audit(ctx, "account.expiry", name, day or "none")
     return ctx.back(ok=ctx.t("Saved."))
 
 
@@ -101,14 +87,12 @@ async def grant(ctx: Ctx) -> Response:
     name = _name(ctx)
     ids = [str(v) for v in ctx.form.getlist("product") if str(v).strip()]
     await run_in_threadpool(ctx.deps.admin.grant_products, name, ids)
-    await _audit(ctx, "account.products", name, " ".join(ids))
     return ctx.back(ok=ctx.t("Saved."))
 
 
 async def add_signature(ctx: Ctx) -> Response:
     name = _name(ctx)
     inner = await run_in_threadpool(ctx.deps.admin.add_signature, name, ctx.field("text"))
-    await _audit(ctx, "signature.add", name, inner)
     return ctx.back(ok=f"{ctx.t('Signature added')}: 【{inner}】")
 
 
@@ -121,7 +105,6 @@ async def review(ctx: Ctx) -> Response:
     template_id, approve = path_id(ctx), ctx.field("decision") == "approve"
     note = ctx.field("note") or None
     await run_in_threadpool(ctx.deps.policy.review, template_id, approve, note)
-    await _audit(ctx, "template.approve" if approve else "template.reject", f"#{template_id}", note)
     return ctx.back(ok=ctx.t("Approved.") if approve else ctx.t("Rejected."))
 
 
@@ -135,7 +118,6 @@ async def add_words(ctx: Ctx) -> Response:
     added = await run_in_threadpool(
         ctx.deps.admin.add_words, given, ctx.field("category") or "general"
     )
-    await _audit(ctx, "words.add", f"{added} word(s)", " ".join(given)[:200])
     return ctx.back(ok=f"{ctx.t('Words added')}: {added}")
 
 
@@ -153,7 +135,6 @@ async def import_words(ctx: Ctx) -> Response:
     added = await run_in_threadpool(
         ctx.deps.admin.add_words, lines, ctx.field("category") or "general"
     )
-    await _audit(ctx, "words.import", f"{added} word(s)", upload.filename)
     return ctx.back(ok=f"{ctx.t('Words added')}: {added}")
 
 
@@ -179,9 +160,8 @@ async def replies(ctx: Ctx) -> Response:
 async def assign(ctx: Ctx) -> Response:
     mo_id, name = path_id(ctx), ctx.field("account")
     info = await run_in_threadpool(ctx.deps.admin.show, name)
-    await run_in_threadpool(ctx.deps.inbound.assign, mo_id, info.account.id, f"operator:{ctx.user}")
+    await run_in_threadpool(ctx.deps.inbound.assign, mo_id, info.account.id, actors.current())
     ctx.deps.wake_pushes()
-    await _audit(ctx, "reply.assign", f"#{mo_id}", name)
     return ctx.back(ok=f"{ctx.t('Assigned to')} {name}")
 
 

@@ -25,6 +25,7 @@ from smsgate import errors
 from smsgate.console import i18n
 from smsgate.console.deps import ConsoleDeps
 from smsgate.console.sessions import COOKIE, CUSTOMER, OPERATOR, Session, Signer
+from smsgate.core import actors
 from smsgate.core.accounts import is_usable
 
 log = logging.getLogger("smsgate.console")
@@ -168,6 +169,8 @@ async def _guarded(ctx: Ctx, role: str | None, handler: Handler) -> Response:
         return ctx.render("denied.html", status=403 if ctx.session.role else 401)
     if not safe and not ctx.session.csrf_ok(str(ctx.form.get("csrf") or "")):
         return ctx.render("denied.html", status=403, reason="csrf")
+    if ctx.session.role:  # what this request changes is audited under its user
+        actors.act_as(f"{ctx.session.role}:{ctx.session.user}")
     try:
         return await handler(ctx)
     except errors.SmsgateError as refused:

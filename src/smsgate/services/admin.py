@@ -119,7 +119,7 @@ class AdminService:
             changes["password_hash"] = passwords.hash_md5(password_md5(password))
         if not changes:
             raise errors.InvalidInput("nothing to change; see `smsgate account set --help`")
-        self._store.update_account(username, changes, self._clock.now(), "admin")
+        self._store.update_account(username, changes, self._clock.now())
 
     def new_api_key(self, username: str) -> str:
         key = passwords.new_api_key()

@@ -22,7 +22,7 @@ from smsgate.core.accounts import (
     parse_cidr,
 )
 from smsgate.store import tables as t
-from smsgate.store.audit import SYSTEM_ACTOR, record_change
+from smsgate.store.audit import record_change
 from smsgate.store.db import reading, writing
 
 ACCOUNT_COLUMNS = frozenset(
@@ -132,7 +132,7 @@ class SqlAccounts:
         ]
 
     def update_account(
-        self, username: str, changes: dict[str, object], now: datetime, actor: str = SYSTEM_ACTOR
+        self, username: str, changes: dict[str, object], now: datetime, actor: str | None = None
     ) -> None:
         unknown = set(changes) - ACCOUNT_COLUMNS
         if unknown:

@@ -11,9 +11,10 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from smsgate.core import actors
 from smsgate.store import tables as t
 
-SYSTEM_ACTOR = "admin"
+SYSTEM_ACTOR = actors.SYSTEM
 
 
 def config_rev(conn: sa.Connection) -> int:
@@ -27,10 +28,11 @@ def record_change(
     subject: str,
     detail: str | None,
     now: datetime,
-    actor: str = SYSTEM_ACTOR,
+    actor: str | None = None,
 ) -> None:
-    """Audit the change and tell running servers to reload their snapshot."""
-    audit(conn, actor, action, subject, detail, now)
+    """Audit the change (under ``actor``, else whoever acts now: core/actors.py) and tell
+    running servers to reload their snapshot."""
+    audit(conn, actor or actors.current(), action, subject, detail, now)
     conn.execute(t.config_rev.update().values(rev=t.config_rev.c.rev + 1))
 
 

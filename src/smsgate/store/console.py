@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from smsgate import errors
+from smsgate.core import actors
 from smsgate.core.reports import ApiKeyInfo, AuditEntry, DailyCount, LedgerEntry, Operator
 from smsgate.store import tables as t
 from smsgate.store.accounts import account_id_of
@@ -40,7 +41,7 @@ class SqlConsoleStore:
                     username=username, password_hash=password_hash, created_at=now
                 )
             )
-            audit(conn, "admin", "operator.create", username, None, now)
+            audit(conn, actors.current(), "operator.create", username, None, now)
 
     def operator(self, username: str) -> Operator | None:
         with reading(self.engine) as conn:
@@ -65,7 +66,7 @@ class SqlConsoleStore:
             ).mappings()
             return [ApiKeyInfo(r["id"], r["hint"], r["created_at"], r["revoked_at"]) for r in rows]
 
-    def revoke_api_key(self, username: str, key_id: int, now: datetime, actor: str) -> bool:
+    def revoke_api_key(self, username: str, key_id: int, now: datetime) -> bool:
         """False when the account has no such key, or it was revoked already."""
         with writing(self.engine) as conn:
             account_id = account_id_of(conn, username)
@@ -81,7 +82,7 @@ class SqlConsoleStore:
             ).first()
             if done is None:
                 return False
-            record_change(conn, "apikey.revoke", username, done.hint, now, actor)
+            record_change(conn, "apikey.revoke", username, done.hint, now)
         return True
 
     # -- what happened --------------------------------------------------------------
@@ -96,12 +97,6 @@ class SqlConsoleStore:
                 .limit(limit)
             ).mappings()
             return [LedgerEntry(r["id"], r["delta"], r["kind"], r["ref"], r["at"]) for r in rows]
-
-    def record(
-        self, actor: str, action: str, subject: str, detail: str | None, now: datetime
-    ) -> None:
-        with writing(self.engine) as conn:
-            audit(conn, actor, action, subject, detail, now)
 
     def audit_log(self, limit: int, before_id: int | None = None) -> list[AuditEntry]:
         query = sa.select(t.audit).order_by(t.audit.c.id.desc()).limit(limit)

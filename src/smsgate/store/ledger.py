@@ -11,10 +11,11 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from smsgate import errors
+from smsgate.core import actors
 from smsgate.core.accounts import LedgerKind, sent_delta
 from smsgate.store import tables as t
 from smsgate.store.accounts import account_id_of
-from smsgate.store.audit import SYSTEM_ACTOR, audit
+from smsgate.store.audit import audit
 from smsgate.store.db import reading, writing
 
 
@@ -35,7 +36,7 @@ class SqlLedger:
                     f"{username!r} has too little balance for {delta}; the balance never goes "
                     "below zero"
                 )
-            audit(conn, SYSTEM_ACTOR, f"ledger.{kind.value}", username, f"{delta:+d}", now)
+            audit(conn, actors.current(), f"ledger.{kind.value}", username, f"{delta:+d}", now)
             return int(
                 conn.execute(
                     sa.select(t.accounts.c.balance).where(t.accounts.c.id == account_id)

@@ -17,10 +17,11 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from smsgate import errors
+from smsgate.core import actors
 from smsgate.core.accounts import LedgerKind
 from smsgate.core.states import MessageState
 from smsgate.store import tables as t
-from smsgate.store.audit import SYSTEM_ACTOR, audit
+from smsgate.store.audit import audit
 from smsgate.store.db import reading, writing
 from smsgate.store.ledger import post
 
@@ -115,7 +116,7 @@ class SqlOutcomes:
         *,
         refund: bool,
         now: datetime,
-        actor: str = SYSTEM_ACTOR,
+        actor: str | None = None,
     ) -> Settled:
         """Settle each message (unknown or submitted) as ``to``: one audit row per move,
         one ledger row where money moves (a refund of a failed message's cost)."""
@@ -126,7 +127,7 @@ class SqlOutcomes:
         done = Settled()
         with writing(self.engine) as conn:
             for message_id in ids:
-                self._settle_one(conn, message_id, to, refund, now, actor, done)
+                self._settle_one(conn, message_id, to, refund, now, actor or actors.current(), done)
         return done
 
     def _settle_one(

@@ -11,11 +11,12 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from smsgate import errors
+from smsgate.core import actors
 from smsgate.core.accounts import TemplateRecord, TemplateStatus
 from smsgate.core.upstream_templates import TEMPLATE_KINDS
 from smsgate.store import tables as t
 from smsgate.store.accounts import account_id_of
-from smsgate.store.audit import SYSTEM_ACTOR, record_change
+from smsgate.store.audit import record_change
 from smsgate.store.db import reading, writing
 
 LIMIT_FIELDS = ("freq_per_minute", "freq_per_hour", "freq_per_day")
@@ -53,8 +54,9 @@ class SqlPolicyStore:
         status: TemplateStatus,
         note: str | None,
         now: datetime,
-        reviewer: str = SYSTEM_ACTOR,
+        reviewer: str | None = None,
     ) -> TemplateRecord:
+        reviewer = reviewer or actors.current()
         with writing(self.engine) as conn:
             changed = conn.execute(
                 t.templates.update()
