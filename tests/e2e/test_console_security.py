@@ -121,6 +121,32 @@ def test_a_customer_cannot_read_another_accounts_message(world: World) -> None:
     assert "secret 42" in bob.get(f"/console/messages/{world.bob_message}").text
 
 
+def test_content_search_finds_only_the_callers_own_messages(world: World) -> None:
+    """Search by content in the console and the JSON API: the account's own messages only,
+    and the text taken as written (``%`` and ``_`` match themselves, a NUL finds nothing)."""
+    bob = signed_in(world.server.url, "customer", world.bob.username, world.bob.password)
+    alice = signed_in(world.server.url, "customer", world.alice.username, world.alice.password)
+    assert "secret 42" in bob.get("/console/messages", params={"text": "secret 4"}).text
+    for text in ("secret 43", "secret%", "secret_42", "secret\x0042"):
+        assert "secret 42" not in bob.get("/console/messages", params={"text": text}).text
+    assert "secret 42" not in alice.get("/console/messages", params={"text": "secret"}).text
+
+    def api(key: str, text: str) -> httpx.Response:
+        return httpx.get(
+            f"{world.server.url}/v1/messages",
+            params={"text": text},
+            headers={"Authorization": f"Bearer {key}"},
+            trust_env=False,
+        )
+
+    assert [m["id"] for m in api(world.bob.api_key, "secret 4").json()["items"]] == [
+        world.bob_message
+    ]
+    assert api(world.bob.api_key, "50%").json()["items"] == []
+    assert api(world.alice.api_key, "secret").json()["items"] == []
+    assert api(world.bob.api_key, "a\x00b").status_code == 422
+
+
 def test_a_customer_cannot_revoke_another_accounts_key(world: World) -> None:
     bob = signed_in(world.server.url, "customer", world.bob.username, world.bob.password)
     ids = re.findall(r"/console/keys/(\d+)/revoke", bob.get("/console/keys").text)

@@ -40,7 +40,7 @@ NOT_SENT: tuple[type[Exception], ...] = (
 _VOICE_CODE = re.compile(r"\d{4,8}")
 _PHONE_SEPARATORS = re.compile(r"[,，]")
 _ROWS_BY_SLUG = {row.slug: row for row in errors.WIRE_CODES if row is not errors.OK}
-_FILTERS = ("account", "phone", "state", "batch", "since", "until", "limit", "cursor")
+_FILTERS = ("account", "phone", "text", "state", "batch", "since", "until", "limit", "cursor")
 
 
 def md5_hex(password: str) -> str:

@@ -141,8 +141,9 @@ class Client:
         return results
 
     def messages(self, **filters: Any) -> Page:
-        """smsgate only: ``GET /v1/messages``, newest first, filtered by phone, state, batch,
-        since, until (datetime or ISO 8601), limit, cursor (a page's ``next_cursor``)."""
+        """smsgate only: ``GET /v1/messages``, newest first, filtered by phone, text (in the
+        content), state, batch, since, until (datetime or ISO 8601), limit, cursor (a page's
+        ``next_cursor``)."""
         return self._run(self._core.messages(filters))
 
     def message(self, message_id: str | int) -> JSON:

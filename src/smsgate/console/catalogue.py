@@ -85,6 +85,7 @@ ZH_TEXT: dict[str, str] = {
     "Products": "产品",
     "Accepted: batch": "已接收：批次",
     "Phone": "手机号",
+    "Content contains": "内容包含",
     "State": "状态",
     "any": "全部",
     "From": "从",

@@ -23,6 +23,7 @@ from smsgate.services.accept import SendRequest
 CHART_DAYS = 30
 S = TypeVar("S", MessageState, PushState)
 PAGE = 50
+MAX_SEARCH = 100  # characters of a content search
 
 
 def account(ctx: Ctx) -> Account:
@@ -87,6 +88,7 @@ async def messages(ctx: Ctx) -> Response:
     f = MessageFilter(
         account_id=account(ctx).id,
         phone=ctx.query("phone") or None,
+        text=ctx.query("text").replace("\x00", "")[:MAX_SEARCH] or None,  # no NUL in SQL text
         state=_choice(MessageState, ctx.query("state")),
         since=_day(ctx.query("since")),
         until=_day(ctx.query("until"), next_day=True),
@@ -100,7 +102,7 @@ async def messages(ctx: Ctx) -> Response:
         items=found[:PAGE],
         more=more,
         states=[s.value for s in MessageState],
-        q={k: ctx.query(k) for k in ("phone", "state", "since", "until")},
+        q={k: ctx.query(k) for k in ("phone", "text", "state", "since", "until")},
     )
 
 

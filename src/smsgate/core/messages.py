@@ -118,6 +118,7 @@ class Message:
 class MessageFilter:
     account_id: int | None = None
     phone: str | None = None
+    text: str | None = None  # the content contains this, as written (% and _ are plain)
     state: MessageState | None = None
     batch_id: int | None = None
     since: datetime | None = None

@@ -525,6 +525,8 @@ class SqlMessageStore:
             query = query.where(m.c.account_id == f.account_id)
         if f.phone is not None:
             query = query.where(m.c.phone == f.phone)
+        if f.text:
+            query = query.where(m.c.content.contains(f.text, autoescape=True))
         if f.state is not None:
             query = query.where(m.c.state == f.state.value)
         if f.batch_id is not None:

@@ -136,6 +136,10 @@ def router(deps: SmsbaoDeps, store: AccountStore, messages: MessageReader) -> AP
         phone: Annotated[
             str | None, Query(description="Exact number as stored", pattern=PHONE_PATTERN)
         ] = None,
+        text: Annotated[
+            str | None,
+            Query(description="Content contains this text", max_length=100, pattern=r"^[^\x00]*$"),
+        ] = None,
         state: Annotated[MessageState | None, Query()] = None,
         batch: Annotated[
             int | None, Query(description="One request's messages", ge=1, le=MAX_ID)
@@ -153,6 +157,7 @@ def router(deps: SmsbaoDeps, store: AccountStore, messages: MessageReader) -> AP
             MessageFilter(
                 account_id=account.id,
                 phone=phone,
+                text=text,
                 state=state,
                 batch_id=batch,
                 since=as_utc(since),
