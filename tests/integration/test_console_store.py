@@ -3,7 +3,6 @@ and audit trail as read, and messages counted per UTC day and state."""
 
 from __future__ import annotations
 
-import contextvars
 from datetime import date, timedelta
 
 import pytest
@@ -88,12 +87,9 @@ def test_changes_are_audited_under_whoever_acts(
     every row the services write for it carries that name: one row per change."""
     admin.create_account("alice", "secret1", balance=10)
 
-    def as_operator() -> None:
-        actors.act_as("operator:root")
+    with actors.acting_as("operator:root"):  # as a console request is served
         admin.topup("alice", 5, "invoice-2")
         admin.configure("alice", enabled=False)
-
-    contextvars.copy_context().run(as_operator)  # a request's context, as the console has
     admin.configure("alice", enabled=True)
     rows = [(e.actor, e.action) for e in reversed(console.audit_log(4))]
     assert rows == [
@@ -102,7 +98,7 @@ def test_changes_are_audited_under_whoever_acts(
         ("operator:root", "account.set"),
         ("admin", "account.set"),
     ]
-    assert actors.current() == "admin"  # the request's name did not leak out of it
+    assert actors.current() == "admin"  # the name did not outlive its block
 
 
 def test_messages_are_counted_per_utc_day_and_state(

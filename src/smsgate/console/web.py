@@ -169,10 +169,11 @@ async def _guarded(ctx: Ctx, role: str | None, handler: Handler) -> Response:
         return ctx.render("denied.html", status=403 if ctx.session.role else 401)
     if not safe and not ctx.session.csrf_ok(str(ctx.form.get("csrf") or "")):
         return ctx.render("denied.html", status=403, reason="csrf")
-    if ctx.session.role:  # what this request changes is audited under its user
-        actors.act_as(f"{ctx.session.role}:{ctx.session.user}")
+    # What this request changes is audited under its user (anonymous pages change nothing).
+    who = f"{ctx.session.role}:{ctx.session.user}" if ctx.session.role else actors.SYSTEM
     try:
-        return await handler(ctx)
+        with actors.acting_as(who):
+            return await handler(ctx)
     except errors.SmsgateError as refused:
         if safe:
             status = 404 if isinstance(refused, errors.NotFound) else 400

@@ -2,8 +2,8 @@
 
 The CLI acts as ``admin`` (whoever can run it on the server). A console request acts as its
 signed-in user, ``operator:NAME`` or ``customer:NAME``: the console says so once per request
-(``act_as``) and every audit row written while serving it carries that name, so each action
-is audited once, by the code that makes the change, under the person who asked for it.
+(``acting_as``) and every audit row written while serving it carries that name, so each
+action is audited once, by the code that makes the change, under the person who asked.
 
 A context variable, not a parameter on every admin method: it follows the request into the
 thread pool (each request runs in its own context), and a method that audits cannot forget it.
@@ -11,6 +11,8 @@ thread pool (each request runs in its own context), and a method that audits can
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 
 SYSTEM = "admin"
@@ -23,6 +25,12 @@ def current() -> str:
     return _current.get()
 
 
-def act_as(name: str) -> None:
-    """Audit what the current request (or task) changes under ``name``, until it ends."""
-    _current.set(name)
+@contextmanager
+def acting_as(name: str) -> Iterator[None]:
+    """Audit what is changed inside the block under ``name``; the name before it is back
+    after it, even if the server reuses the context for another request."""
+    token = _current.set(name)
+    try:
+        yield
+    finally:
+        _current.reset(token)
